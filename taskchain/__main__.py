@@ -1,0 +1,3 @@
+from taskchain.cli import main
+
+main()

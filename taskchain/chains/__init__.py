@@ -1,0 +1,43 @@
+"""The chain-type registry. Every module in this package that registers a type is found."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import TypeVar
+
+from taskchain.chains.base import ChainType, StepContext, StepPlan
+from taskchain.errors import InvalidInput
+
+__all__ = ["ChainType", "StepContext", "StepPlan", "all_types", "get_type", "register"]
+
+_registry: dict[str, type[ChainType]] = {}
+_loaded = False
+T = TypeVar("T", bound=type[ChainType])
+
+
+def register(cls: T) -> T:
+    _registry[cls.name] = cls
+    return cls
+
+
+def _load_all() -> None:
+    global _loaded
+    if _loaded:
+        return
+    for module in pkgutil.iter_modules(__path__):
+        if module.name != "base" and not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
+    _loaded = True
+
+
+def all_types() -> dict[str, type[ChainType]]:
+    _load_all()
+    return dict(sorted(_registry.items()))
+
+
+def get_type(name: str) -> type[ChainType]:
+    types = all_types()
+    if name not in types:
+        raise InvalidInput(f"unknown chain type {name!r} (known: {', '.join(types)})")
+    return types[name]

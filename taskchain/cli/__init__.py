@@ -1,0 +1,85 @@
+"""The `taskchain` command: a Typer app of thin commands over the core."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from pydantic import ValidationError
+from typer.core import TyperGroup
+
+from taskchain import __version__, settings
+from taskchain.chains.base import describe_validation_error
+from taskchain.errors import TaskchainError
+
+
+class _Group(TyperGroup):
+    """Turns every TaskchainError into `taskchain: error: ...` and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TaskchainError as exc:
+            fail(str(exc), exc.exit_code)
+        except ValidationError as exc:  # settings from the environment or global options
+            fail(f"invalid setting: {describe_validation_error(exc)}", 2)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+
+
+def fail(message: str, code: int) -> None:
+    typer.echo(f"taskchain: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="taskchain",
+    help="Run chains of jobs from a terminal or a CI script. See `taskchain COMMAND --help`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"taskchain {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    broker_url: Annotated[str | None, typer.Option(help="Celery broker URL [env TASKCHAIN_BROKER_URL]; unset = embedded mode.")] = None,
+    result_backend: Annotated[str | None, typer.Option(help="Celery result backend [env TASKCHAIN_RESULT_BACKEND].")] = None,
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the store [env TASKCHAIN_DATABASE_URL].")] = None,
+    workspace: Annotated[Path | None, typer.Option(help="Folder chain paths are relative to [env TASKCHAIN_WORKSPACE].")] = None,
+    task_time_limit: Annotated[int | None, typer.Option(help="Seconds a step may run [env TASKCHAIN_TASK_TIME_LIMIT].")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """Global options; every one can also be set as a TASKCHAIN_* environment variable."""
+    settings.configure(
+        broker_url=broker_url,
+        result_backend=result_backend,
+        database_url=database_url,
+        workspace=workspace,
+        task_time_limit=task_time_limit,
+    )
+
+
+def _register() -> None:
+    from taskchain.cli import manage, ops, read, submit, watch
+
+    for module in (submit, read, watch, manage, ops):
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,79 @@
+"""Turning `submit`'s inputs (--config, --config-file, per-type flags) into one config dict."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from taskchain.chains import ChainType
+from taskchain.errors import InvalidInput
+
+
+class _FlagParser(argparse.ArgumentParser):
+    """argparse for a type's flags, raising instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise InvalidInput(f"{self.prog}: {message}")
+
+
+def parse_type_flags(chain_type: type[ChainType], args: list[str]) -> dict[str, Any]:
+    """The config keys given by the type's own flags (e.g. `--numbers 1 2 3`)."""
+    parser = _FlagParser(prog=f"submit {chain_type.name}", add_help=False, allow_abbrev=False)
+    chain_type.add_flags(parser)
+    namespace, extra = parser.parse_known_args(args)
+    if extra:
+        known = " ".join(sorted(a.option_strings[-1] for a in parser._actions if a.option_strings))
+        raise InvalidInput(
+            f"unexpected argument {extra[0]!r} for {chain_type.name} (its flags: {known or 'none'})"
+        )
+    return {key: value for key, value in vars(namespace).items() if value is not None}
+
+
+def load_config_text(text: str, *, source: str, fmt: str | None = None) -> dict[str, Any]:
+    """A mapping from JSON or YAML text; `fmt` None tries JSON, then YAML."""
+    if fmt in (None, "json"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if fmt == "json":
+                raise InvalidInput(f"{source}: invalid JSON: {exc.msg} at line {exc.lineno}") from None
+        else:
+            return _mapping(data, source)
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise InvalidInput(f"{source}: invalid YAML: {problem}{where}") from None
+    return _mapping(data, source)
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    if path == "-":
+        return load_config_text(sys.stdin.read(), source="stdin")
+    file = Path(path)
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise InvalidInput(f"config file {path!r} does not exist") from None
+    except (IsADirectoryError, PermissionError, OSError) as exc:
+        raise InvalidInput(f"config file {path!r} cannot be read: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"config file {path!r} is not UTF-8 text") from None
+    suffix = file.suffix.lower()
+    fmt = "json" if suffix == ".json" else "yaml" if suffix in (".yaml", ".yml") else None
+    return load_config_text(text, source=f"config file {path!r}", fmt=fmt)
+
+
+def _mapping(data: Any, source: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{source}: expected a mapping of settings, got {type(data).__name__}")
+    return data

@@ -1,0 +1,51 @@
+"""Commands that change records: delete (and cancel)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from taskchain import core
+from taskchain.cli import output
+from taskchain.errors import InvalidInput
+
+
+def delete(
+    chain_refs: Annotated[list[str], typer.Argument(metavar="ID...", help="Chain ids or unique prefixes.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask; required when stdin is not a terminal.")] = False,
+) -> None:
+    """Delete chains and their steps; a running chain is cancelled first.
+
+    Example: taskchain delete 3f2a 9bc1 --yes
+    """
+    ids = [core.resolve(ref) for ref in chain_refs]
+    if not yes:
+        if not sys.stdin.isatty():
+            raise InvalidInput("refusing to delete without --yes when stdin is not a terminal")
+        typer.confirm(f"Delete {len(ids)} chain(s): {', '.join(i[:12] for i in ids)}?", abort=True)
+    deleted = core.delete(ids)
+    for chain_id in deleted:
+        output.say(f"deleted {chain_id}")
+
+
+def cancel(
+    chain_ref: Annotated[str, typer.Argument(metavar="ID", help="Chain id or unique prefix.")],
+    terminate: Annotated[bool, typer.Option(help="Also kill the step that is running now.")] = False,
+) -> None:
+    """Cancel a chain: no further step starts; queued steps are revoked.
+
+    Example: taskchain cancel 3f2a
+    """
+    chain_id = core.resolve(chain_ref)
+    if core.cancel(chain_id, terminate=terminate):
+        output.say(f"cancelled {chain_id}")
+    else:
+        view = core.get(chain_id)
+        output.say(f"chain {chain_id} already {view.chain.status.value}; nothing to cancel")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("delete")(delete)
+    app.command("cancel")(cancel)

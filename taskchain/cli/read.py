@@ -1,0 +1,103 @@
+"""Read commands: status, result, list, stats. They read the store and never import Celery."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from taskchain import core
+from taskchain.cli import output, render
+from taskchain.store import Status
+from taskchain.timeparse import parse_duration, parse_time
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
+IdArg = Annotated[str, typer.Argument(metavar="ID", help="Chain id or unique prefix.")]
+
+
+def status(chain_ref: IdArg, json: JsonFlag = False) -> None:
+    """Show a chain's status, timings and steps.
+
+    Example: taskchain status 3f2a --json
+    """
+    view = core.get(chain_ref)
+    if json:
+        output.emit_json(output.chain_json(view))
+    else:
+        output.out().print(render.chain_view(view))
+
+
+def result(
+    chain_ref: IdArg,
+    json: JsonFlag = False,
+    wait: Annotated[bool, typer.Option("--wait", "-w", help="Block until the chain finishes.")] = False,
+    timeout: Annotated[str | None, typer.Option(help="With --wait: give up after this long with exit 124.")] = None,
+) -> None:
+    """Print a chain's result; exit 0 if COMPLETED, 1 if FAILED/CANCELLED, 124 if unfinished.
+
+    Example: taskchain result 3f2a --wait --timeout 90s --json | jq .result
+    """
+    limit = parse_duration(timeout, option="--timeout") if timeout is not None else None
+    view = core.get(chain_ref)
+    if wait and not view.chain.status.finished:
+        from taskchain.engine.wait import follow
+
+        view = follow(view.chain.id, timeout=limit)
+    chain = view.chain
+    if json:
+        output.emit_json(output.result_json(chain))
+    elif chain.status == Status.COMPLETED:
+        typer.echo(render.value_text(chain.result))
+    elif chain.status.finished:
+        output.say(f"chain {chain.id} {chain.status.value}: {chain.error or 'no result'}")
+    else:
+        output.say(f"chain {chain.id} is {chain.status.value}: no result yet (use --wait)")
+    raise typer.Exit(core.exit_code(chain.status))
+
+
+def list_(
+    status: Annotated[list[str] | None, typer.Option("--status", "-s", help="Only these statuses (repeatable).")] = None,
+    chain_type: Annotated[list[str] | None, typer.Option("--type", "-t", help="Only these types (repeatable).")] = None,
+    since: Annotated[str | None, typer.Option(help="Created at or after: ISO time or an age like 2h, 3d.")] = None,
+    until: Annotated[str | None, typer.Option(help="Created before: ISO time or an age.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many chains (0 = all).")] = 20,
+    offset: Annotated[int, typer.Option(help="Skip this many of the newest first.")] = 0,
+    json: JsonFlag = False,
+) -> None:
+    """List chains, newest first.
+
+    Example: taskchain list --status FAILED --since 2h --json
+    """
+    chains = core.list_chains(
+        statuses=status or [],
+        types=chain_type or [],
+        since=parse_time(since, option="--since") if since else None,
+        until=parse_time(until, option="--until") if until else None,
+        limit=None if limit == 0 else limit,
+        offset=offset,
+    )
+    if json:
+        output.emit_json([output.chain_summary_json(c) for c in chains])
+    elif chains:
+        output.out().print(render.chains_table(chains))
+    else:
+        output.say("no chains")
+
+
+def stats(json: JsonFlag = False) -> None:
+    """Totals by status and by type, and durations of finished chains.
+
+    Example: taskchain stats --json
+    """
+    totals = core.stats()
+    if json:
+        output.emit_json(output.stats_json(totals))
+    else:
+        output.out().print(render.stats_table(totals))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("status")(status)
+    app.command("result")(result)
+    app.command("list")(list_)
+    app.command("stats")(stats)

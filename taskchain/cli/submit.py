@@ -1,0 +1,72 @@
+"""`taskchain submit`: validate, record, enqueue or run, and report."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from taskchain.chains import all_types, get_type
+from taskchain.cli import output
+from taskchain.cli.config_input import load_config_file, load_config_text, parse_type_flags
+from taskchain.settings import get_settings
+from taskchain.timeparse import parse_duration
+
+
+def _epilog() -> str:
+    # "\b" keeps click from re-wrapping a paragraph.
+    types = [f"{t.details or t.name + ': ' + t.summary}" for t in all_types().values()]
+    examples = [
+        "Examples:",
+        "  taskchain submit math_chain --numbers 1 2 3",
+        "  id=$(taskchain submit math_chain --numbers 2 10 --operation power -q)",
+        "  taskchain submit math_chain --config '{\"numbers\": [1, 2, 3]}' --wait",
+        "  taskchain submit data_chain --config-file chain.yaml",
+    ]
+    codes = (
+        "Exit codes: 0 completed (distributed without --wait: queued), 1 failed or cancelled, "
+        "2 bad input, 4 broker or store unreachable, 124 --timeout passed, 130 interrupted."
+    )
+    return "\n\n".join(["Chain types:", *types, "\b\n" + "\n".join(examples), codes])
+
+
+def submit(
+    ctx: typer.Context,
+    chain_type: Annotated[str, typer.Argument(metavar="TYPE", help="math_chain, data_chain or io_chain.")],
+    config: Annotated[str | None, typer.Option("--config", "-c", help="Config as JSON (or YAML) text.")] = None,
+    config_file: Annotated[str | None, typer.Option("--config-file", "-f", help="Config file, .json or .yaml ('-' = stdin).")] = None,
+    description: Annotated[str, typer.Option("--description", "-d", help="Free text shown in status and list.")] = "",
+    chain_id: Annotated[str | None, typer.Option("--id", help="Chain id to use; a second submit with the same id returns the first chain (idempotent).")] = None,
+    wait: Annotated[bool, typer.Option("--wait", "-w", help="Block until the chain finishes; exit with its code.")] = False,
+    timeout: Annotated[str | None, typer.Option(help="With --wait: give up after this long (e.g. 90s, 5m) with exit 124.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the chain id.")] = False,
+) -> None:
+    """Submit a chain: validate it, record it, run it (embedded) or queue it (distributed)."""
+    from taskchain.engine.submit import submit as submit_chain
+
+    kind = get_type(chain_type)
+    raw = load_config_file(config_file) if config_file else {}
+    if config:
+        raw.update(load_config_text(config, source="--config"))
+    raw.update(parse_type_flags(kind, list(ctx.args)))
+    limit = parse_duration(timeout, option="--timeout") if timeout is not None else None
+    submitted = submit_chain(chain_type, raw, description=description, chain_id=chain_id)
+    if quiet:
+        typer.echo(submitted.chain_id)
+    else:
+        typer.echo(submitted.chain_id)
+        verb = "submitted" if submitted.created else "already exists:"
+        output.say(f"{verb} {chain_type} chain {submitted.chain_id}")
+    if get_settings().embedded or wait:
+        from taskchain.cli.watch import follow_chain
+
+        code = follow_chain(submitted.chain_id, timeout=limit, show=not quiet, json_lines=False)
+        raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        "submit",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+        epilog=_epilog(),
+    )(submit)

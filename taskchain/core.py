@@ -1,0 +1,94 @@
+"""What the commands call: reads of the store by id prefix, deletes, cancels, and exit codes.
+
+Reading commands stay cheap: nothing here imports Celery unless a chain must be cancelled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from taskchain.errors import InvalidInput
+from taskchain.store import ChainRecord, Status, queries, session
+from taskchain.store.queries import ChainView, Stats
+
+
+def resolve(ref: str) -> str:
+    if not ref.strip():
+        raise InvalidInput("a chain id (or a unique prefix of one) is required")
+    with session() as s:
+        return queries.resolve_id(session=s, ref=ref.strip())
+
+
+def get(ref: str) -> ChainView:
+    with session() as s:
+        chain_id = queries.resolve_id(session=s, ref=ref.strip())
+        return queries.get_chain(session=s, chain_id=chain_id)
+
+
+def list_chains(
+    *,
+    statuses: Sequence[str] = (),
+    types: Sequence[str] = (),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int | None = 20,
+    offset: int = 0,
+) -> list[ChainRecord]:
+    parsed = [parse_status(s) for s in statuses]
+    if limit is not None and limit < 0:
+        raise InvalidInput(f"--limit {limit}: must be 0 or more")
+    if offset < 0:
+        raise InvalidInput(f"--offset {offset}: must be 0 or more")
+    with session() as s:
+        return queries.list_chains(
+            session=s, statuses=parsed, types=types, since=since, until=until,
+            limit=limit, offset=offset,
+        )  # fmt: skip
+
+
+def stats() -> Stats:
+    with session() as s:
+        return queries.stats(session=s)
+
+
+def parse_status(text: str) -> Status:
+    try:
+        return Status(text.strip().upper())
+    except ValueError:
+        known = ", ".join(s.value for s in Status if s is not Status.SKIPPED)
+        raise InvalidInput(f"unknown status {text!r} (known: {known})") from None
+
+
+def cancel(chain_id: str, *, reason: str = "cancelled by user", terminate: bool = False) -> bool:
+    """Mark a chain CANCELLED so no further step starts, and revoke its queued steps."""
+    with session(write=True) as s:
+        view = queries.get_chain(session=s, chain_id=chain_id)
+        cancelled = queries.cancel_chain(session=s, chain_id=chain_id, reason=reason)
+    if cancelled:
+        from taskchain.engine.control import revoke
+
+        revoke([step.task_id for step in view.steps if not step.status.finished], terminate=terminate)
+    return cancelled
+
+
+def delete(refs: Sequence[str]) -> list[str]:
+    """Delete chains by id or prefix (all resolved first: one bad id deletes nothing)."""
+    ids = list(dict.fromkeys(resolve(ref) for ref in refs))
+    for chain_id in ids:
+        with session() as s:
+            status = queries.chain_status(session=s, chain_id=chain_id)
+        if status is not None and not status.finished:
+            cancel(chain_id, reason="cancelled by delete")
+    with session(write=True) as s:
+        queries.delete_chains(session=s, chain_ids=ids)
+    return ids
+
+
+def exit_code(status: Status) -> int:
+    """0 for COMPLETED, 1 for FAILED or CANCELLED (and 124 for unfinished, see the README)."""
+    if status == Status.COMPLETED:
+        return 0
+    if status in (Status.FAILED, Status.CANCELLED):
+        return 1
+    return 124

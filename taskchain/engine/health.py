@@ -1,0 +1,57 @@
+"""`info`: effective settings with secrets masked, and whether the broker and store answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taskchain import __version__
+from taskchain.errors import TaskchainError
+from taskchain.settings import Settings, mask_url
+
+
+def report(settings: Settings) -> dict[str, Any]:
+    facts: dict[str, Any] = {
+        "version": __version__,
+        "mode": settings.mode,
+        "broker_url": mask_url(settings.broker_url) or None,
+        "result_backend": mask_url(settings.result_backend) or None,
+        "database_url": mask_url(settings.store_url),
+        "workspace": str(settings.workspace),
+        "task_time_limit": settings.task_time_limit,
+        "step_lease": settings.step_lease,
+        "store": _store_state(),
+    }
+    if settings.embedded:
+        facts["broker"] = "embedded (in-process memory transport)"
+        facts["workers"] = []
+    else:
+        facts["broker"], facts["workers"] = _broker_state(settings)
+    return facts
+
+
+def _store_state() -> str:
+    from taskchain.store import queries, session
+
+    try:
+        with session() as s:
+            total = queries.stats(session=s).total
+    except TaskchainError as exc:
+        return f"unavailable: {exc}"
+    return f"ok ({total} chains)"
+
+
+def _broker_state(settings: Settings) -> tuple[str, list[str]]:
+    from taskchain.engine.app import get_app
+    from taskchain.engine.control import ping
+
+    app = get_app()
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=settings.broker_timeout)
+    except Exception as exc:
+        return f"unreachable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", []
+    try:
+        workers = ping(timeout=1.0)
+    except Exception as exc:
+        return f"ok (worker ping failed: {exc})", []
+    return "ok", workers

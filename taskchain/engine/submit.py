@@ -1,0 +1,82 @@
+"""Submit: validate, record, enqueue. Nothing is recorded for input that fails validation."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from taskchain.chains import get_type
+from taskchain.errors import BrokerUnavailable, InvalidInput
+from taskchain.settings import get_settings
+from taskchain.store import ChainRecord, StepRecord, queries, session
+
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+@dataclass(frozen=True)
+class Submitted:
+    chain_id: str
+    created: bool  # False when --id named a chain that already exists
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def prepare(
+    type_name: str, raw_config: Mapping[str, Any], *, description: str = "", chain_id: str | None = None
+) -> tuple[ChainRecord, list[StepRecord]]:
+    """Validated records for a new chain (not yet stored); InvalidInput for any bad input."""
+    chain_type = get_type(type_name)
+    config = chain_type.parse(raw_config)
+    chain_type.check(config, get_settings().workspace)
+    plan = chain_type.plan(config)
+    if not plan:
+        raise InvalidInput(f"{type_name}: the config gives no steps to run")
+    if chain_id is not None and not _ID.fullmatch(chain_id):
+        raise InvalidInput(
+            f"--id {chain_id!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    chain = ChainRecord(
+        id=chain_id or new_id(),
+        type=type_name,
+        description=description,
+        config=config.model_dump(mode="json"),
+        step_count=len(plan),
+    )
+    steps = [
+        StepRecord(
+            chain_id=chain.id,
+            index=i,
+            name=step.name,
+            queue=chain_type.queue,
+            params=step.params,
+            task_id=str(uuid.uuid4()),
+        )
+        for i, step in enumerate(plan)
+    ]
+    return chain, steps
+
+
+def submit(
+    type_name: str, raw_config: Mapping[str, Any], *, description: str = "", chain_id: str | None = None
+) -> Submitted:
+    """Record a chain and send its first step. With `chain_id` the call is idempotent."""
+    from taskchain.engine import dispatch
+
+    chain, steps = prepare(type_name, raw_config, description=description, chain_id=chain_id)
+    with session(write=True) as s:
+        if chain_id is not None and s.get(ChainRecord, chain_id) is not None:
+            return Submitted(chain_id, created=False)
+        queries.insert_chain(session=s, chain=chain, steps=steps)
+    try:
+        dispatch.publish_first(chain.id, steps[0].queue, steps[0].task_id)
+    except BrokerUnavailable:
+        # Nothing half-done: a chain that never reached the broker leaves no record behind.
+        with session(write=True) as s:
+            queries.delete_chains(session=s, chain_ids=[chain.id])
+        raise
+    return Submitted(chain.id, created=True)

@@ -1,0 +1,36 @@
+"""The one Celery task: run step `index` of chain `chain_id`, then send the next step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, Task
+from celery.signals import worker_process_init
+
+from taskchain.engine.app import STEP_TASK
+from taskchain.errors import StoreUnavailable
+from taskchain.store import dispose_engines
+
+MAX_STORE_RETRIES = 10
+
+
+def register(app: Celery) -> None:
+    @app.task(name=STEP_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+    def run_step(self: Task, chain_id: str, index: int) -> None:
+        from taskchain.engine import dispatch, runner
+
+        try:
+            next_index = runner.execute_step(chain_id, index, worker=self.request.hostname or "")
+        except StoreUnavailable as exc:
+            # The store is the record: wait for it rather than lose the step.
+            raise self.retry(
+                exc=exc, countdown=min(30, 2**self.request.retries), max_retries=MAX_STORE_RETRIES
+            ) from exc
+        if next_index is not None:
+            dispatch.send_step(chain_id, next_index, app=self.app)
+
+
+@worker_process_init.connect
+def _fresh_connections(**_kwargs: Any) -> None:
+    # A forked pool child must not share the parent's database connections.
+    dispose_engines()

@@ -1,0 +1,6 @@
+"""The SQL store: the system of record for every chain and step."""
+
+from taskchain.store.db import dispose_engines, get_engine, session
+from taskchain.store.models import ChainRecord, Status, StepRecord
+
+__all__ = ["ChainRecord", "Status", "StepRecord", "dispose_engines", "get_engine", "session"]

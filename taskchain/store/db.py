@@ -1,0 +1,114 @@
+"""Engines and sessions: SQLite in WAL mode by default, any SQLAlchemy URL when configured."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlmodel import Session, SQLModel
+
+from taskchain.errors import InvalidInput, StoreUnavailable
+from taskchain.settings import get_settings, mask_url
+from taskchain.store import models  # noqa: F401  (registers the tables)
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+_WRITE = "taskchain_write"
+
+
+def _sqlite_pragmas(engine: Engine, busy_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event emit BEGIN itself, so writes can say IMMEDIATE.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout={busy_ms}")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # A writer takes the lock up front: no deadlock between two deferred upgrades.
+        immediate = conn.get_execution_options().get(_WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _create(url: str) -> Engine:
+    settings = get_settings()
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise InvalidInput(f"database URL {mask_url(url)!r} is not a valid SQLAlchemy URL") from exc
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": settings.store_timeout, "check_same_thread": False}
+    elif parsed.get_backend_name() == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        kwargs["connect_args"] = {"connect_timeout": max(1, int(settings.store_timeout))}
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except (NoSuchModuleError, ImportError) as exc:
+        raise InvalidInput(f"database URL {mask_url(url)!r}: driver not installed ({exc})") from exc
+    if parsed.get_backend_name() == "sqlite":
+        _sqlite_pragmas(engine, int(settings.store_timeout * 1000))
+    try:
+        SQLModel.metadata.create_all(engine)
+    except DBAPIError as exc:
+        engine.dispose()
+        raise StoreUnavailable(mask_url(url), _reason(exc)) from exc
+    return engine
+
+
+def get_engine() -> Engine:
+    url = get_settings().store_url
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = _engines[url] = _create(url)
+        return engine
+
+
+def dispose_engines() -> None:
+    """Forget pooled connections, e.g. in a forked worker child that inherited them."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose(close=False)
+        _engines.clear()
+
+
+def _reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+
+
+@contextmanager
+def session(*, write: bool = False) -> Iterator[Session]:
+    """A session; `write=True` commits at the end and, on SQLite, locks at BEGIN."""
+    engine = get_engine()
+    bind = engine.execution_options(**{_WRITE: True}) if write else engine
+    try:
+        with Session(bind, expire_on_commit=False) as s:
+            yield s
+            if write:
+                s.commit()
+    except DBAPIError as exc:
+        if isinstance(exc.orig, Exception) and _is_unavailable(exc):
+            raise StoreUnavailable(mask_url(get_settings().store_url), _reason(exc)) from exc
+        raise
+
+
+def _is_unavailable(exc: DBAPIError) -> bool:
+    from sqlalchemy.exc import OperationalError
+
+    return isinstance(exc, OperationalError) or exc.connection_invalidated

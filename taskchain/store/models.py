@@ -1,0 +1,99 @@
+"""The store's tables: one row per chain, one per step."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class Status(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    SKIPPED = "SKIPPED"
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED
+
+
+FINISHED = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.SKIPPED})
+CHAIN_STATUSES = (Status.PENDING, Status.RUNNING, Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on every backend (SQLite forgets the zone; we put it back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _time(**kw: Any) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, **kw)
+
+
+def _json() -> Any:
+    return Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class ChainRecord(SQLModel, table=True):
+    __tablename__ = "chain"
+    __table_args__ = (
+        Index("ix_chain_created", "created_at"),
+        Index("ix_chain_status_created", "status", "created_at"),
+        Index("ix_chain_type_created", "type", "created_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=64)
+    type: str = Field(max_length=64)
+    description: str = Field(default="")
+    status: Status = Field(default=Status.PENDING, max_length=16)
+    config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    started_at: datetime | None = _time()
+    finished_at: datetime | None = _time()
+    result: Any = _json()
+    error: str | None = None
+    step_count: int = 0
+    cancel_requested: bool = False
+    attempt: int = 1
+
+
+class StepRecord(SQLModel, table=True):
+    __tablename__ = "step"
+
+    chain_id: str = Field(primary_key=True, foreign_key="chain.id", ondelete="CASCADE")
+    index: int = Field(primary_key=True)
+    name: str
+    queue: str = Field(max_length=64)
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: Status = Field(default=Status.PENDING, max_length=16)
+    task_id: str = Field(max_length=64)
+    attempts: int = 0
+    started_at: datetime | None = _time()
+    finished_at: datetime | None = _time()
+    result: Any = _json()
+    error: str | None = None
+    progress: str | None = None
+    worker: str | None = None
+    lease_expires_at: datetime | None = _time()

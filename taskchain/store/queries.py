@@ -1,0 +1,287 @@
+"""Store functions: take the session, keyword-only, return typed values. Aggregates are SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, update
+from sqlmodel import Session, col, select
+
+from taskchain.errors import AmbiguousId, ChainNotFound
+from taskchain.store.models import (
+    CHAIN_STATUSES,
+    FINISHED,
+    ChainRecord,
+    Status,
+    StepRecord,
+    utcnow,
+)
+
+
+@dataclass(frozen=True)
+class ChainView:
+    """A chain with its steps, as read in one transaction."""
+
+    chain: ChainRecord
+    steps: list[StepRecord]
+
+
+def insert_chain(*, session: Session, chain: ChainRecord, steps: Sequence[StepRecord]) -> None:
+    session.add(chain)
+    session.flush()
+    session.add_all(steps)
+
+
+def resolve_id(*, session: Session, ref: str) -> str:
+    """The full id of the one chain whose id is `ref` or starts with it."""
+    if session.get(ChainRecord, ref) is not None:
+        return ref
+    pattern = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    matches = session.exec(
+        select(ChainRecord.id).where(col(ChainRecord.id).like(pattern, escape="\\")).limit(6)
+    ).all()
+    if not matches:
+        raise ChainNotFound(ref)
+    if len(matches) > 1:
+        raise AmbiguousId(ref, list(matches))
+    return matches[0]
+
+
+def get_chain(*, session: Session, chain_id: str) -> ChainView:
+    chain = session.get(ChainRecord, chain_id)
+    if chain is None:
+        raise ChainNotFound(chain_id)
+    steps = session.exec(
+        select(StepRecord).where(StepRecord.chain_id == chain_id).order_by(col(StepRecord.index))
+    ).all()
+    return ChainView(chain=chain, steps=list(steps))
+
+
+def get_step(*, session: Session, chain_id: str, index: int) -> StepRecord | None:
+    return session.get(StepRecord, (chain_id, index))
+
+
+def list_chains(
+    *,
+    session: Session,
+    statuses: Sequence[Status] = (),
+    types: Sequence[str] = (),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int | None = 20,
+    offset: int = 0,
+) -> list[ChainRecord]:
+    query = select(ChainRecord)
+    if statuses:
+        query = query.where(col(ChainRecord.status).in_(list(statuses)))
+    if types:
+        query = query.where(col(ChainRecord.type).in_(list(types)))
+    if since is not None:
+        query = query.where(ChainRecord.created_at >= since)
+    if until is not None:
+        query = query.where(ChainRecord.created_at < until)
+    query = query.order_by(col(ChainRecord.created_at).desc(), col(ChainRecord.id).desc())
+    if offset:
+        query = query.offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.exec(query).all())
+
+
+@dataclass
+class Stats:
+    total: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    by_type: dict[str, dict[str, int]] = field(default_factory=dict)
+    durations: dict[str, float | None] = field(default_factory=dict)
+
+
+def stats(*, session: Session) -> Stats:
+    result = Stats(by_status={s.value: 0 for s in CHAIN_STATUSES})
+    rows = session.exec(
+        select(ChainRecord.type, ChainRecord.status, func.count()).group_by(
+            col(ChainRecord.type), col(ChainRecord.status)
+        )
+    ).all()
+    for type_, status, count in rows:
+        result.total += count
+        result.by_status[Status(status).value] = result.by_status.get(status, 0) + count
+        per_type = result.by_type.setdefault(type_, {"total": 0})
+        per_type["total"] += count
+        per_type[Status(status).value] = count
+    result.durations = _durations(session)
+    return result
+
+
+def _durations(session: Session) -> dict[str, float | None]:
+    """Min, mean, max and percentiles of finished chains' run time, in seconds."""
+    finished = col(ChainRecord.finished_at).is_not(None) & col(ChainRecord.started_at).is_not(None)
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        seconds = (func.julianday(ChainRecord.finished_at) - func.julianday(ChainRecord.started_at)) * 86400.0
+    else:
+        seconds = func.extract("epoch", col(ChainRecord.finished_at) - col(ChainRecord.started_at))
+    count, low, mean, high = session.exec(
+        select(func.count(), func.min(seconds), func.avg(seconds), func.max(seconds)).where(finished)
+    ).one()
+    out: dict[str, float | None] = {
+        "count": float(count or 0),
+        "min": _round(low),
+        "mean": _round(mean),
+        "max": _round(high),
+    }
+    for name, q in (("p50", 0.5), ("p95", 0.95)):
+        out[name] = None
+        if count:
+            # The k-th smallest value by ORDER BY/OFFSET: one row read, no loop over the table.
+            k = min(int(count) - 1, max(0, int(round(q * (int(count) - 1)))))
+            value = session.exec(
+                select(seconds).where(finished).order_by(seconds).offset(k).limit(1)
+            ).first()
+            out[name] = _round(value)
+    return out
+
+
+def _round(value: Any) -> float | None:
+    return None if value is None else round(float(value), 3)
+
+
+def delete_chains(*, session: Session, chain_ids: Sequence[str]) -> int:
+    session.execute(delete(StepRecord).where(col(StepRecord.chain_id).in_(list(chain_ids))))
+    res = session.execute(delete(ChainRecord).where(col(ChainRecord.id).in_(list(chain_ids))))
+    return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# --- transitions: each is one conditional UPDATE, so status only moves forward ----------
+
+
+def start_step(
+    *, session: Session, chain_id: str, index: int, worker: str, lease_until: datetime
+) -> bool:
+    """PENDING/RUNNING -> RUNNING, counting the attempt; False if the step is already over."""
+    now = utcnow()
+    res = session.execute(
+        update(StepRecord)
+        .where(col(StepRecord.chain_id) == chain_id, col(StepRecord.index) == index)
+        .where(col(StepRecord.status).in_([Status.PENDING, Status.RUNNING]))
+        .values(
+            status=Status.RUNNING,
+            attempts=StepRecord.attempts + 1,
+            started_at=func.coalesce(StepRecord.started_at, now),
+            worker=worker,
+            lease_expires_at=lease_until,
+            error=None,
+        )
+    )
+    if not res.rowcount:  # type: ignore[attr-defined]
+        return False
+    session.execute(
+        update(ChainRecord)
+        .where(col(ChainRecord.id) == chain_id, col(ChainRecord.status) == Status.PENDING)
+        .values(status=Status.RUNNING, started_at=now)
+    )
+    return True
+
+
+def complete_step(
+    *, session: Session, chain_id: str, index: int, result: Any, last: bool
+) -> bool:
+    now = utcnow()
+    res = session.execute(
+        update(StepRecord)
+        .where(col(StepRecord.chain_id) == chain_id, col(StepRecord.index) == index)
+        .where(col(StepRecord.status) == Status.RUNNING)
+        .values(status=Status.COMPLETED, finished_at=now, result=result, lease_expires_at=None)
+    )
+    if not res.rowcount:  # type: ignore[attr-defined]
+        return False
+    if last:
+        session.execute(
+            update(ChainRecord)
+            .where(col(ChainRecord.id) == chain_id, col(ChainRecord.status) == Status.RUNNING)
+            .values(status=Status.COMPLETED, finished_at=now, result=result)
+        )
+    return True
+
+
+def fail_step(*, session: Session, chain_id: str, index: int, error: str) -> bool:
+    """The step FAILED, the steps after it SKIPPED, the chain FAILED: one transaction."""
+    now = utcnow()
+    res = session.execute(
+        update(StepRecord)
+        .where(col(StepRecord.chain_id) == chain_id, col(StepRecord.index) == index)
+        .where(col(StepRecord.status).in_([Status.PENDING, Status.RUNNING]))
+        .values(status=Status.FAILED, finished_at=now, error=error, lease_expires_at=None)
+    )
+    if not res.rowcount:  # type: ignore[attr-defined]
+        return False
+    _skip_rest(session, chain_id, after=index)
+    step = session.get(StepRecord, (chain_id, index))
+    name = step.name if step else f"step {index}"
+    session.execute(
+        update(ChainRecord)
+        .where(col(ChainRecord.id) == chain_id)
+        .where(col(ChainRecord.status).in_([Status.PENDING, Status.RUNNING]))
+        .values(
+            status=Status.FAILED,
+            finished_at=now,
+            error=f"step {index} ({name}) failed: {error}",
+            started_at=func.coalesce(ChainRecord.started_at, now),
+        )
+    )
+    return True
+
+
+def note_retry(*, session: Session, chain_id: str, index: int, error: str) -> None:
+    session.execute(
+        update(StepRecord)
+        .where(col(StepRecord.chain_id) == chain_id, col(StepRecord.index) == index)
+        .where(col(StepRecord.status) == Status.RUNNING)
+        .values(error=f"retrying: {error}")
+    )
+
+
+def set_progress(*, session: Session, chain_id: str, index: int, progress: str) -> None:
+    session.execute(
+        update(StepRecord)
+        .where(col(StepRecord.chain_id) == chain_id, col(StepRecord.index) == index)
+        .where(col(StepRecord.status) == Status.RUNNING)
+        .values(progress=progress)
+    )
+
+
+def cancel_chain(*, session: Session, chain_id: str, reason: str = "cancelled") -> bool:
+    """Ask a chain to stop: the running step CANCELLED, pending ones SKIPPED, the chain CANCELLED."""
+    now = utcnow()
+    res = session.execute(
+        update(ChainRecord)
+        .where(col(ChainRecord.id) == chain_id)
+        .where(col(ChainRecord.status).in_([Status.PENDING, Status.RUNNING]))
+        .values(status=Status.CANCELLED, finished_at=now, error=reason, cancel_requested=True)
+    )
+    if not res.rowcount:  # type: ignore[attr-defined]
+        return False
+    for before, after in ((Status.RUNNING, Status.CANCELLED), (Status.PENDING, Status.SKIPPED)):
+        session.execute(
+            update(StepRecord)
+            .where(col(StepRecord.chain_id) == chain_id, col(StepRecord.status) == before)
+            .values(status=after, finished_at=now, lease_expires_at=None)
+        )
+    return True
+
+
+def _skip_rest(session: Session, chain_id: str, *, after: int) -> None:
+    session.execute(
+        update(StepRecord)
+        .where(col(StepRecord.chain_id) == chain_id, col(StepRecord.index) > after)
+        .where(col(StepRecord.status).notin_(list(FINISHED)))
+        .values(status=Status.SKIPPED)
+    )
+
+
+def chain_status(*, session: Session, chain_id: str) -> Status | None:
+    status = session.exec(select(ChainRecord.status).where(ChainRecord.id == chain_id)).first()
+    return Status(status) if status is not None else None
