@@ -228,7 +228,7 @@ def fail_step(*, session: Session, chain_id: str, index: int, error: str) -> boo
         .values(
             status=Status.FAILED,
             finished_at=now,
-            error=f"step {index} ({name}) failed: {error}",
+            error=f"step {index + 1} ({name}) failed: {error}",
             started_at=func.coalesce(ChainRecord.started_at, now),
         )
     )
