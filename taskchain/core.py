@@ -13,16 +13,20 @@ from taskchain.store import ChainRecord, Status, queries, session
 from taskchain.store.queries import ChainView, Stats
 
 
-def resolve(ref: str) -> str:
+def _ref(ref: str) -> str:
     if not ref.strip():
         raise InvalidInput("a chain id (or a unique prefix of one) is required")
+    return ref.strip()
+
+
+def resolve(ref: str) -> str:
     with session() as s:
-        return queries.resolve_id(session=s, ref=ref.strip())
+        return queries.resolve_id(session=s, ref=_ref(ref))
 
 
 def get(ref: str) -> ChainView:
     with session() as s:
-        chain_id = queries.resolve_id(session=s, ref=ref.strip())
+        chain_id = queries.resolve_id(session=s, ref=_ref(ref))
         return queries.get_chain(session=s, chain_id=chain_id)
 
 
@@ -68,7 +72,9 @@ def cancel(chain_id: str, *, reason: str = "cancelled by user", terminate: bool 
     if cancelled:
         from taskchain.engine.control import revoke
 
-        revoke([step.task_id for step in view.steps if not step.status.finished], terminate=terminate)
+        revoke(
+            [step.task_id for step in view.steps if not step.status.finished], terminate=terminate
+        )
     return cancelled
 
 

@@ -32,7 +32,14 @@ ALIASES = {
     "**": "power", "^": "power", "pow": "power",
     "%": "modulo", "mod": "modulo",
 }  # fmt: skip
-SYMBOLS = {"add": "+", "subtract": "-", "multiply": "*", "divide": "//", "power": "**", "modulo": "%"}
+SYMBOLS = {
+    "add": "+",
+    "subtract": "-",
+    "multiply": "*",
+    "divide": "//",
+    "power": "**",
+    "modulo": "%",
+}
 
 
 class TooLarge(StepError):
@@ -57,7 +64,11 @@ def _integer(value: Any) -> int:
 
 
 def _operation(value: Any) -> Any:
-    return ALIASES.get(value.strip().lower(), value.strip().lower()) if isinstance(value, str) else value
+    return (
+        ALIASES.get(value.strip().lower(), value.strip().lower())
+        if isinstance(value, str)
+        else value
+    )
 
 
 class MathConfig(BaseModel):
@@ -137,7 +148,7 @@ class MathChain(ChainType):
     def check(cls, config: Any, workspace: Any) -> None:
         # Refuse at submit what would blow past the size limit (a power tower), rather than
         # fail later; a zero divisor is left to the step, which fails with its own message.
-        acc = None
+        acc = 0
         for step in cls.plan(config):
             acc = step.params.get("initial", acc)
             try:
@@ -161,7 +172,7 @@ class MathChain(ChainType):
 
     @classmethod
     def run_step(cls, config: Any, step: StepPlan, previous: Any, ctx: StepContext) -> Any:
-        acc = step.params["initial"] if "initial" in step.params else previous
+        acc = step.params.get("initial", previous)
         if not isinstance(acc, int):
             raise StepError(f"expected an integer from the previous step, got {acc!r}")
         return apply(step.params["op"], acc, step.params["operand"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from pydantic import ValidationError
 from typer.core import TyperGroup
@@ -18,7 +17,7 @@ from taskchain.errors import TaskchainError
 class _Group(TyperGroup):
     """Turns every TaskchainError into `taskchain: error: ...` and its exit code."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except TaskchainError as exc:
@@ -54,12 +53,29 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _global(
-    broker_url: Annotated[str | None, typer.Option(help="Celery broker URL [env TASKCHAIN_BROKER_URL]; unset = embedded mode.")] = None,
-    result_backend: Annotated[str | None, typer.Option(help="Celery result backend [env TASKCHAIN_RESULT_BACKEND].")] = None,
-    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the store [env TASKCHAIN_DATABASE_URL].")] = None,
-    workspace: Annotated[Path | None, typer.Option(help="Folder chain paths are relative to [env TASKCHAIN_WORKSPACE].")] = None,
-    task_time_limit: Annotated[int | None, typer.Option(help="Seconds a step may run [env TASKCHAIN_TASK_TIME_LIMIT].")] = None,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    broker_url: Annotated[
+        str | None,
+        typer.Option(help="Celery broker URL [env TASKCHAIN_BROKER_URL]; unset = embedded mode."),
+    ] = None,
+    result_backend: Annotated[
+        str | None, typer.Option(help="Celery result backend [env TASKCHAIN_RESULT_BACKEND].")
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL of the store [env TASKCHAIN_DATABASE_URL].")
+    ] = None,
+    workspace: Annotated[
+        Path | None,
+        typer.Option(help="Folder chain paths are relative to [env TASKCHAIN_WORKSPACE]."),
+    ] = None,
+    task_time_limit: Annotated[
+        int | None, typer.Option(help="Seconds a step may run [env TASKCHAIN_TASK_TIME_LIMIT].")
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Global options; every one can also be set as a TASKCHAIN_* environment variable."""
     settings.configure(

@@ -39,7 +39,9 @@ def load_config_text(text: str, *, source: str, fmt: str | None = None) -> dict[
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             if fmt == "json":
-                raise InvalidInput(f"{source}: invalid JSON: {exc.msg} at line {exc.lineno}") from None
+                raise InvalidInput(
+                    f"{source}: invalid JSON: {exc.msg} at line {exc.lineno}"
+                ) from None
         else:
             return _mapping(data, source)
     import yaml

@@ -13,8 +13,12 @@ from taskchain.errors import InvalidInput
 
 
 def delete(
-    chain_refs: Annotated[list[str], typer.Argument(metavar="ID...", help="Chain ids or unique prefixes.")],
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask; required when stdin is not a terminal.")] = False,
+    chain_refs: Annotated[
+        list[str], typer.Argument(metavar="ID...", help="Chain ids or unique prefixes.")
+    ],
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask; required when stdin is not a terminal.")
+    ] = False,
 ) -> None:
     """Delete chains and their steps; a running chain is cancelled first.
 
@@ -32,7 +36,9 @@ def delete(
 
 def cancel(
     chain_ref: Annotated[str, typer.Argument(metavar="ID", help="Chain id or unique prefix.")],
-    terminate: Annotated[bool, typer.Option(help="Also kill the step that is running now.")] = False,
+    terminate: Annotated[
+        bool, typer.Option(help="Also kill the step that is running now.")
+    ] = False,
 ) -> None:
     """Cancel a chain: no further step starts; queued steps are revoked.
 

@@ -12,11 +12,17 @@ from taskchain.settings import get_settings
 
 
 def worker(
-    queues: Annotated[str, typer.Option("--queues", "-Q", help="Comma-separated queues to consume.")] = "celery,math,data,io",
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Worker processes.")] = 2,
+    queues: Annotated[
+        str, typer.Option("--queues", "-Q", help="Comma-separated queues to consume.")
+    ] = "celery,math,data,io",
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, help="Worker processes.")
+    ] = 2,
     pool: Annotated[str, typer.Option(help="Celery pool: prefork, solo or threads.")] = "prefork",
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
-    hostname: Annotated[str | None, typer.Option("--hostname", "-n", help="Worker node name.")] = None,
+    hostname: Annotated[
+        str | None, typer.Option("--hostname", "-n", help="Worker node name.")
+    ] = None,
 ) -> None:
     """Start a Celery worker for the chain queues (distributed mode).
 
@@ -30,7 +36,9 @@ def worker(
             "set TASKCHAIN_BROKER_URL (e.g. redis://127.0.0.1:6379/0) or pass --broker-url"
         )
     names = [q.strip() for q in queues.split(",") if q.strip()]
-    run_worker(queues=names, concurrency=concurrency, pool=pool, loglevel=loglevel, hostname=hostname)
+    run_worker(
+        queues=names, concurrency=concurrency, pool=pool, loglevel=loglevel, hostname=hostname
+    )
 
 
 def info(
@@ -49,7 +57,9 @@ def info(
     width = max(len(key) for key in facts)
     for key, value in facts.items():
         shown = ", ".join(map(str, value)) if isinstance(value, list) else value
-        output.out().print(f"{key:<{width}}  {'' if shown is None else shown}", markup=False, highlight=False)
+        output.out().print(
+            f"{key:<{width}}  {'' if shown is None else shown}", markup=False, highlight=False
+        )
 
 
 def register(app: typer.Typer) -> None:

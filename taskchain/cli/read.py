@@ -30,8 +30,12 @@ def status(chain_ref: IdArg, json: JsonFlag = False) -> None:
 def result(
     chain_ref: IdArg,
     json: JsonFlag = False,
-    wait: Annotated[bool, typer.Option("--wait", "-w", help="Block until the chain finishes.")] = False,
-    timeout: Annotated[str | None, typer.Option(help="With --wait: give up after this long with exit 124.")] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", "-w", help="Block until the chain finishes.")
+    ] = False,
+    timeout: Annotated[
+        str | None, typer.Option(help="With --wait: give up after this long with exit 124.")
+    ] = None,
 ) -> None:
     """Print a chain's result; exit 0 if COMPLETED, 1 if FAILED/CANCELLED, 124 if unfinished.
 
@@ -56,11 +60,19 @@ def result(
 
 
 def list_(
-    status: Annotated[list[str] | None, typer.Option("--status", "-s", help="Only these statuses (repeatable).")] = None,
-    chain_type: Annotated[list[str] | None, typer.Option("--type", "-t", help="Only these types (repeatable).")] = None,
-    since: Annotated[str | None, typer.Option(help="Created at or after: ISO time or an age like 2h, 3d.")] = None,
+    status: Annotated[
+        list[str] | None, typer.Option("--status", "-s", help="Only these statuses (repeatable).")
+    ] = None,
+    chain_type: Annotated[
+        list[str] | None, typer.Option("--type", "-t", help="Only these types (repeatable).")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Created at or after: ISO time or an age like 2h, 3d.")
+    ] = None,
     until: Annotated[str | None, typer.Option(help="Created before: ISO time or an age.")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many chains (0 = all).")] = 20,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", help="At most this many chains (0 = all).")
+    ] = 20,
     offset: Annotated[int, typer.Option(help="Skip this many of the newest first.")] = 0,
     json: JsonFlag = False,
 ) -> None:

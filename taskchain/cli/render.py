@@ -139,7 +139,9 @@ def step_line(chain: ChainRecord, step: StepRecord) -> str:
     detail = step.error if step.status == Status.FAILED else value_text(step.result)
     if step.status == Status.RUNNING:
         detail = step.progress or ""
-    line = f"{chain.id[:12]} step {step.index + 1}/{chain.step_count} {step.name} {step.status.value}"
+    line = (
+        f"{chain.id[:12]} step {step.index + 1}/{chain.step_count} {step.name} {step.status.value}"
+    )
     if step.attempts > 1:
         line += f" (attempt {step.attempts})"
     return f"{line} {detail}".rstrip()

@@ -32,13 +32,34 @@ def _epilog() -> str:
 
 def submit(
     ctx: typer.Context,
-    chain_type: Annotated[str, typer.Argument(metavar="TYPE", help="math_chain, data_chain or io_chain.")],
-    config: Annotated[str | None, typer.Option("--config", "-c", help="Config as JSON (or YAML) text.")] = None,
-    config_file: Annotated[str | None, typer.Option("--config-file", "-f", help="Config file, .json or .yaml ('-' = stdin).")] = None,
-    description: Annotated[str, typer.Option("--description", "-d", help="Free text shown in status and list.")] = "",
-    chain_id: Annotated[str | None, typer.Option("--id", help="Chain id to use; a second submit with the same id returns the first chain (idempotent).")] = None,
-    wait: Annotated[bool, typer.Option("--wait", "-w", help="Block until the chain finishes; exit with its code.")] = False,
-    timeout: Annotated[str | None, typer.Option(help="With --wait: give up after this long (e.g. 90s, 5m) with exit 124.")] = None,
+    chain_type: Annotated[
+        str, typer.Argument(metavar="TYPE", help="math_chain, data_chain or io_chain.")
+    ],
+    config: Annotated[
+        str | None, typer.Option("--config", "-c", help="Config as JSON (or YAML) text.")
+    ] = None,
+    config_file: Annotated[
+        str | None,
+        typer.Option("--config-file", "-f", help="Config file, .json or .yaml ('-' = stdin)."),
+    ] = None,
+    description: Annotated[
+        str, typer.Option("--description", "-d", help="Free text shown in status and list.")
+    ] = "",
+    chain_id: Annotated[
+        str | None,
+        typer.Option(
+            "--id",
+            help="Chain id to use; submitting the same id again returns that chain (idempotent).",
+        ),
+    ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", "-w", help="Block until the chain finishes; exit with its code."),
+    ] = False,
+    timeout: Annotated[
+        str | None,
+        typer.Option(help="With --wait: give up after this long (e.g. 90s, 5m) with exit 124."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the chain id.")] = False,
 ) -> None:
     """Submit a chain: validate it, record it, run it (embedded) or queue it (distributed)."""

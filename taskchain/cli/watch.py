@@ -51,8 +51,12 @@ def follow_chain(
 
 def watch(
     chain_ref: Annotated[str, typer.Argument(metavar="ID", help="Chain id or unique prefix.")],
-    timeout: Annotated[str | None, typer.Option(help="Give up after this long (90s, 5m) with exit 124.")] = None,
-    json: Annotated[bool, typer.Option("--json", help="One JSON object per change (JSON Lines).")] = False,
+    timeout: Annotated[
+        str | None, typer.Option(help="Give up after this long (90s, 5m) with exit 124.")
+    ] = None,
+    json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per change (JSON Lines).")
+    ] = False,
 ) -> None:
     """Follow a chain step by step until it finishes; exit 0 if it COMPLETED, 1 if not.
 

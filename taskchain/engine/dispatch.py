@@ -27,7 +27,9 @@ def send_step(chain_id: str, index: int, *, app: Celery | None = None) -> None:
         step = queries.get_step(session=s, chain_id=chain_id, index=index)
     if step is None:
         return
-    publish(app or get_app(), chain_id=chain_id, index=index, queue=step.queue, task_id=step.task_id)
+    publish(
+        app or get_app(), chain_id=chain_id, index=index, queue=step.queue, task_id=step.task_id
+    )
 
 
 def publish_first(chain_id: str, queue: str, task_id: str) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-import warnings
 import time
+import warnings
 
 from taskchain.engine.app import QUEUES, get_app
 

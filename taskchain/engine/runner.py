@@ -43,7 +43,7 @@ def execute_step(chain_id: str, index: int, *, worker: str) -> int | None:
     """
     settings = get_settings()
 
-    def claim() -> tuple[str, Any, StepPlan, Any, int, str] | int | None:
+    def claim() -> tuple[str, Any, StepPlan, Any, int] | int | None:
         with session(write=True) as s:
             chain = s.get(queries.ChainRecord, chain_id)
             step = queries.get_step(session=s, chain_id=chain_id, index=index)
@@ -62,12 +62,12 @@ def execute_step(chain_id: str, index: int, *, worker: str) -> int | None:
                 before = queries.get_step(session=s, chain_id=chain_id, index=index - 1)
                 previous = before.result if before else None
             plan = StepPlan(name=step.name, params=dict(step.params))
-            return chain.type, chain.config, plan, previous, chain.step_count, step.name
+            return chain.type, chain.config, plan, previous, chain.step_count
 
     claimed = with_store_retry(claim)
     if claimed is None or isinstance(claimed, int):
         return claimed
-    type_name, raw_config, plan, previous, step_count, name = claimed
+    type_name, raw_config, plan, previous, step_count = claimed
     ctx = StepContext(
         chain_id=chain_id,
         index=index,
@@ -78,7 +78,8 @@ def execute_step(chain_id: str, index: int, *, worker: str) -> int | None:
     try:
         result = _compute(type_name, raw_config, plan, previous, ctx)
     except _StepFailed as failure:
-        with_store_retry(lambda: _record_failure(chain_id, index, str(failure)))
+        reason = str(failure)
+        with_store_retry(lambda: _record_failure(chain_id, index, reason))
         return None
     last = index + 1 >= step_count
 

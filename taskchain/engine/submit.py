@@ -27,7 +27,11 @@ def new_id() -> str:
 
 
 def prepare(
-    type_name: str, raw_config: Mapping[str, Any], *, description: str = "", chain_id: str | None = None
+    type_name: str,
+    raw_config: Mapping[str, Any],
+    *,
+    description: str = "",
+    chain_id: str | None = None,
 ) -> tuple[ChainRecord, list[StepRecord]]:
     """Validated records for a new chain (not yet stored); InvalidInput for any bad input."""
     chain_type = get_type(type_name)
@@ -38,7 +42,8 @@ def prepare(
         raise InvalidInput(f"{type_name}: the config gives no steps to run")
     if chain_id is not None and not _ID.fullmatch(chain_id):
         raise InvalidInput(
-            f"--id {chain_id!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+            f"--id {chain_id!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
         )
     chain = ChainRecord(
         id=chain_id or new_id(),
@@ -62,7 +67,11 @@ def prepare(
 
 
 def submit(
-    type_name: str, raw_config: Mapping[str, Any], *, description: str = "", chain_id: str | None = None
+    type_name: str,
+    raw_config: Mapping[str, Any],
+    *,
+    description: str = "",
+    chain_id: str | None = None,
 ) -> Submitted:
     """Record a chain and send its first step. With `chain_id` the call is idempotent."""
     from taskchain.engine import dispatch

@@ -13,7 +13,9 @@ def run_worker(
 ) -> None:
     unknown = [q for q in queues if q not in QUEUES]
     if unknown or not queues:
-        raise InvalidInput(f"unknown queue {unknown[0] if unknown else '(none)'!r} (known: {', '.join(QUEUES)})")
+        raise InvalidInput(
+            f"unknown queue {unknown[0] if unknown else '(none)'!r} (known: {', '.join(QUEUES)})"
+        )
     if pool not in ("prefork", "solo", "threads"):
         raise InvalidInput(f"unknown pool {pool!r} (known: prefork, solo, threads)")
     argv = ["worker", "-Q", ",".join(queues), "-c", str(concurrency), "-P", pool, "-l", loglevel]

@@ -121,11 +121,15 @@ def _durations(session: Session) -> dict[str, float | None]:
     finished = col(ChainRecord.finished_at).is_not(None) & col(ChainRecord.started_at).is_not(None)
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
-        seconds = (func.julianday(ChainRecord.finished_at) - func.julianday(ChainRecord.started_at)) * 86400.0
+        seconds = (
+            func.julianday(ChainRecord.finished_at) - func.julianday(ChainRecord.started_at)
+        ) * 86400.0
     else:
         seconds = func.extract("epoch", col(ChainRecord.finished_at) - col(ChainRecord.started_at))
     count, low, mean, high = session.exec(
-        select(func.count(), func.min(seconds), func.avg(seconds), func.max(seconds)).where(finished)
+        select(func.count(), func.min(seconds), func.avg(seconds), func.max(seconds)).where(
+            finished
+        )
     ).one()
     out: dict[str, float | None] = {
         "count": float(count or 0),
@@ -137,7 +141,7 @@ def _durations(session: Session) -> dict[str, float | None]:
         out[name] = None
         if count:
             # The k-th smallest value by ORDER BY/OFFSET: one row read, no loop over the table.
-            k = min(int(count) - 1, max(0, int(round(q * (int(count) - 1)))))
+            k = min(int(count) - 1, max(0, round(q * (int(count) - 1))))
             value = session.exec(
                 select(seconds).where(finished).order_by(seconds).offset(k).limit(1)
             ).first()
@@ -186,9 +190,7 @@ def start_step(
     return True
 
 
-def complete_step(
-    *, session: Session, chain_id: str, index: int, result: Any, last: bool
-) -> bool:
+def complete_step(*, session: Session, chain_id: str, index: int, result: Any, last: bool) -> bool:
     now = utcnow()
     res = session.execute(
         update(StepRecord)
@@ -254,7 +256,7 @@ def set_progress(*, session: Session, chain_id: str, index: int, progress: str) 
 
 
 def cancel_chain(*, session: Session, chain_id: str, reason: str = "cancelled") -> bool:
-    """Ask a chain to stop: the running step CANCELLED, pending ones SKIPPED, the chain CANCELLED."""
+    """Stop a chain: its running step CANCELLED, pending ones SKIPPED, the chain CANCELLED."""
     now = utcnow()
     res = session.execute(
         update(ChainRecord)

@@ -1,0 +1,1 @@
+"""Importable test helpers: services, a real `taskchain worker` process, CLI subprocesses."""
