@@ -18,7 +18,9 @@ def worker(
     concurrency: Annotated[
         int, typer.Option("--concurrency", "-c", min=1, help="Worker processes.")
     ] = 2,
-    pool: Annotated[str, typer.Option(help="Celery pool: prefork, solo or threads.")] = "prefork",
+    pool: Annotated[
+        str, typer.Option("--pool", "-P", help="Celery pool: prefork, solo or threads.")
+    ] = "prefork",
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
     hostname: Annotated[
         str | None, typer.Option("--hostname", "-n", help="Worker node name.")
