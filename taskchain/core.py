@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from taskchain.errors import InvalidInput
-from taskchain.store import ChainRecord, Status, queries, session
+from taskchain.store import ChainRecord, Status, queries, session, transitions
 from taskchain.store.queries import ChainView, Stats
 
 
@@ -68,7 +68,7 @@ def cancel(chain_id: str, *, reason: str = "cancelled by user", terminate: bool 
     """Mark a chain CANCELLED so no further step starts, and revoke its queued steps."""
     with session(write=True) as s:
         view = queries.get_chain(session=s, chain_id=chain_id)
-        cancelled = queries.cancel_chain(session=s, chain_id=chain_id, reason=reason)
+        cancelled = transitions.cancel_chain(session=s, chain_id=chain_id, reason=reason)
     if cancelled:
         from taskchain.engine.control import revoke
 

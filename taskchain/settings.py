@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     step_lease: int = Field(
         default=60, ge=5, description="seconds a worker's claim on a running step lasts unrenewed"
     )
+    redispatch_after: float = Field(
+        default=60.0, gt=0, description="seconds a queued step may wait before it is sent again"
+    )
+    plugins: str = Field(
+        default="", description="comma-separated modules to import for extra chain types"
+    )
     broker_timeout: float = Field(
         default=3.0, gt=0, description="seconds to reach the broker before giving up (exit 4)"
     )

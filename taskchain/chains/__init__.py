@@ -28,6 +28,13 @@ def _load_all() -> None:
     for module in pkgutil.iter_modules(__path__):
         if module.name != "base" and not module.name.startswith("_"):
             importlib.import_module(f"{__name__}.{module.name}")
+    from taskchain.settings import get_settings
+
+    for name in filter(None, (p.strip() for p in get_settings().plugins.split(","))):
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise InvalidInput(f"TASKCHAIN_PLUGINS: cannot import {name!r}: {exc}") from exc
     _loaded = True
 
 

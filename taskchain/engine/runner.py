@@ -1,23 +1,45 @@
-"""Run one step against the store: claim it, compute it, record it. No Celery in here."""
+"""Run one step against the store: claim it, compute it, record it. No Celery in here.
+
+A claim is a lease held by a token unique to this execution. While the step computes, a
+heartbeat renews the lease; if the worker dies, the lease expires and another worker may
+take the step over. Only the lease holder records the outcome, so a step is recorded once.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from taskchain.chains import StepContext, StepPlan, get_type
 from taskchain.errors import StepError, StoreUnavailable, TaskchainError
 from taskchain.settings import get_settings
-from taskchain.store import Status, queries, session
+from taskchain.store import Status, queries, session, transitions
 from taskchain.store.models import utcnow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 STORE_PATIENCE = 30.0
+#: A step whose worker died this many times (killed, hard time limit) is failed, not retried.
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Busy:
+    """Another live worker holds the step; look again after `seconds`."""
+
+    seconds: float
+
+
+Outcome = int | Busy | None  # next step to send, busy, or nothing to do
 
 
 def with_store_retry(fn: Callable[[], T], *, patience: float = STORE_PATIENCE) -> T:
@@ -35,75 +57,130 @@ def with_store_retry(fn: Callable[[], T], *, patience: float = STORE_PATIENCE) -
             delay = min(delay * 2, 5.0)
 
 
-def execute_step(chain_id: str, index: int, *, worker: str) -> int | None:
-    """Run step `index` once; return the index of the step to send next, or None.
+@dataclass(frozen=True)
+class _Claim:
+    type_name: str
+    config: Any
+    plan: StepPlan
+    previous: Any
+    step_count: int
 
-    Safe to call again for the same step (a redelivered message): a step already finished
-    is not run twice, and a finished step that was not followed yet is followed now.
+
+def execute_step(chain_id: str, index: int, *, worker: str) -> Outcome:
+    """Run step `index` once; return what to do next (see `Outcome`).
+
+    Safe to call again for the same step (a redelivered message): a finished step is not run
+    again, and a finished step that was not followed yet is followed now.
     """
     settings = get_settings()
+    token = f"{worker}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
-    def claim() -> tuple[str, Any, StepPlan, Any, int] | int | None:
+    def claim() -> _Claim | Outcome:
         with session(write=True) as s:
             chain = s.get(queries.ChainRecord, chain_id)
             step = queries.get_step(session=s, chain_id=chain_id, index=index)
             if chain is None or step is None or chain.status.finished or chain.cancel_requested:
                 return None
             if step.status == Status.COMPLETED:
-                return index + 1 if index + 1 < chain.step_count else None
+                return _follow_on(s, chain_id, index, chain.step_count)
             if step.status.finished:
                 return None
+            if step.attempts >= MAX_ATTEMPTS and _claimable(step):
+                lost = f"gave up after {step.attempts} attempts (its worker was lost each time)"
+                transitions.fail_step(session=s, chain_id=chain_id, index=index, error=lost)
+                return None
             lease = utcnow() + timedelta(seconds=settings.step_lease)
-            queries.start_step(
-                session=s, chain_id=chain_id, index=index, worker=worker, lease_until=lease
-            )
+            if not transitions.claim_step(
+                session=s, chain_id=chain_id, index=index, token=token, lease_until=lease
+            ):
+                remaining = (step.lease_expires_at or utcnow()) - utcnow()
+                return Busy(max(1.0, remaining.total_seconds() + 1.0))
             previous = None
             if index > 0:
                 before = queries.get_step(session=s, chain_id=chain_id, index=index - 1)
                 previous = before.result if before else None
             plan = StepPlan(name=step.name, params=dict(step.params))
-            return chain.type, chain.config, plan, previous, chain.step_count
+            return _Claim(chain.type, chain.config, plan, previous, chain.step_count)
 
     claimed = with_store_retry(claim)
-    if claimed is None or isinstance(claimed, int):
+    if not isinstance(claimed, _Claim):
         return claimed
-    type_name, raw_config, plan, previous, step_count = claimed
     ctx = StepContext(
         chain_id=chain_id,
         index=index,
-        step_count=step_count,
+        step_count=claimed.step_count,
         workspace=settings.workspace,
-        report=lambda message: _report(chain_id, index, message),
+        report=lambda message: _report(chain_id, index, token, message),
     )
     try:
-        result = _compute(type_name, raw_config, plan, previous, ctx)
+        with _heartbeat(chain_id, index, token, settings.step_lease):
+            result = _compute(claimed, ctx)
     except _StepFailed as failure:
         reason = str(failure)
-        with_store_retry(lambda: _record_failure(chain_id, index, reason))
+        with_store_retry(lambda: _record_failure(chain_id, index, token, reason))
         return None
-    last = index + 1 >= step_count
+    last = index + 1 >= claimed.step_count
 
     def record() -> bool:
         with session(write=True) as s:
-            return queries.complete_step(
-                session=s, chain_id=chain_id, index=index, result=result, last=last
+            return transitions.complete_step(
+                session=s, chain_id=chain_id, index=index, token=token, result=result, last=last
             )
 
     recorded = with_store_retry(record)
     return index + 1 if recorded and not last else None
 
 
+def _claimable(step: queries.StepRecord) -> bool:
+    return step.status == Status.PENDING or (
+        step.lease_expires_at is None or step.lease_expires_at < utcnow()
+    )
+
+
+def _follow_on(s: Any, chain_id: str, index: int, step_count: int) -> int | None:
+    """After a finished step: the next one, if it still waits for its message."""
+    if index + 1 >= step_count:
+        return None
+    nxt = queries.get_step(session=s, chain_id=chain_id, index=index + 1)
+    return index + 1 if nxt is not None and nxt.status == Status.PENDING else None
+
+
+@contextmanager
+def _heartbeat(chain_id: str, index: int, token: str, lease: int) -> Iterator[None]:
+    """Renew the lease every third of its length until the step returns."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(lease / 3):
+            try:
+                with session(write=True) as s:
+                    transitions.renew_lease(
+                        session=s, chain_id=chain_id, index=index, token=token,
+                        lease_until=utcnow() + timedelta(seconds=lease),
+                    )  # fmt: skip
+            except Exception as exc:  # a missed beat is survivable; the next one may land
+                log.warning("lease renewal of %s/%s failed: %s", chain_id, index, exc)
+
+    thread = threading.Thread(target=beat, name=f"lease-{chain_id[:8]}-{index}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
 class _StepFailed(Exception):
     pass
 
 
-def _compute(type_name: str, raw: Any, plan: StepPlan, previous: Any, ctx: StepContext) -> Any:
+def _compute(claim: _Claim, ctx: StepContext) -> Any:
     from celery.exceptions import SoftTimeLimitExceeded
 
     try:
-        chain_type = get_type(type_name)
-        config = chain_type.parse(raw)
-        result = chain_type.run_step(config, plan, previous, ctx)
+        chain_type = get_type(claim.type_name)
+        config = chain_type.parse(claim.config)
+        result = chain_type.run_step(config, claim.plan, claim.previous, ctx)
         json.dumps(result)
     except (StepError, TaskchainError) as exc:
         raise _StepFailed(str(exc)) from exc
@@ -114,22 +191,22 @@ def _compute(type_name: str, raw: Any, plan: StepPlan, previous: Any, ctx: StepC
         if "JSON serializable" in str(exc) or "Circular reference" in str(exc):
             raise _StepFailed(f"step returned a value that is not JSON: {exc}") from exc
         raise _StepFailed(f"{type(exc).__name__}: {exc}") from exc
-    except StoreUnavailable:
-        raise
     except Exception as exc:
         log.exception("step %s/%s raised", ctx.chain_id, ctx.index)
         raise _StepFailed(f"unexpected {type(exc).__name__}: {exc}") from exc
     return result
 
 
-def _record_failure(chain_id: str, index: int, error: str) -> None:
+def _record_failure(chain_id: str, index: int, token: str, error: str) -> None:
     with session(write=True) as s:
-        queries.fail_step(session=s, chain_id=chain_id, index=index, error=error)
+        transitions.fail_step(session=s, chain_id=chain_id, index=index, error=error, token=token)
 
 
-def _report(chain_id: str, index: int, message: str) -> None:
+def _report(chain_id: str, index: int, token: str, message: str) -> None:
     try:
         with session(write=True) as s:
-            queries.set_progress(session=s, chain_id=chain_id, index=index, progress=message)
+            transitions.set_progress(
+                session=s, chain_id=chain_id, index=index, token=token, progress=message
+            )
     except StoreUnavailable:
         log.warning("could not record progress of %s/%s", chain_id, index)

@@ -60,6 +60,7 @@ def prepare(
             queue=chain_type.queue,
             params=step.params,
             task_id=str(uuid.uuid4()),
+            dispatched_at=chain.created_at if i == 0 else None,
         )
         for i, step in enumerate(plan)
     ]

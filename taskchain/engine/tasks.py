@@ -20,14 +20,18 @@ def register(app: Celery) -> None:
         from taskchain.engine import dispatch, runner
 
         try:
-            next_index = runner.execute_step(chain_id, index, worker=self.request.hostname or "")
+            outcome = runner.execute_step(chain_id, index, worker=self.request.hostname or "")
         except StoreUnavailable as exc:
             # The store is the record: wait for it rather than lose the step.
             raise self.retry(
                 exc=exc, countdown=min(30, 2**self.request.retries), max_retries=MAX_STORE_RETRIES
             ) from exc
-        if next_index is not None:
-            dispatch.send_step(chain_id, next_index, app=self.app)
+        if isinstance(outcome, runner.Busy):
+            # A live worker holds this step (a duplicate message): look again when its lease
+            # would have expired, in case that worker dies.
+            raise self.retry(countdown=outcome.seconds, max_retries=None)
+        if outcome is not None:
+            dispatch.send_step(chain_id, outcome, app=self.app)
 
 
 @worker_process_init.connect

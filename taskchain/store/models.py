@@ -97,3 +97,5 @@ class StepRecord(SQLModel, table=True):
     progress: str | None = None
     worker: str | None = None
     lease_expires_at: datetime | None = _time()
+    #: When a message for this step was last sent; the recovery sweep re-sends lost ones.
+    dispatched_at: datetime | None = _time()

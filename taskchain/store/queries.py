@@ -7,18 +7,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from taskchain.errors import AmbiguousId, ChainNotFound
-from taskchain.store.models import (
-    CHAIN_STATUSES,
-    FINISHED,
-    ChainRecord,
-    Status,
-    StepRecord,
-    utcnow,
-)
+from taskchain.store.models import CHAIN_STATUSES, ChainRecord, Status, StepRecord
 
 
 @dataclass(frozen=True)
@@ -159,131 +152,38 @@ def delete_chains(*, session: Session, chain_ids: Sequence[str]) -> int:
     return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
 
-# --- transitions: each is one conditional UPDATE, so status only moves forward ----------
-
-
-def start_step(
-    *, session: Session, chain_id: str, index: int, worker: str, lease_until: datetime
-) -> bool:
-    """PENDING/RUNNING -> RUNNING, counting the attempt; False if the step is already over."""
-    now = utcnow()
-    res = session.execute(
-        update(StepRecord)
-        .where(col(StepRecord.chain_id) == chain_id, col(StepRecord.index) == index)
-        .where(col(StepRecord.status).in_([Status.PENDING, Status.RUNNING]))
-        .values(
-            status=Status.RUNNING,
-            attempts=StepRecord.attempts + 1,
-            started_at=func.coalesce(StepRecord.started_at, now),
-            worker=worker,
-            lease_expires_at=lease_until,
-            error=None,
-        )
-    )
-    if not res.rowcount:  # type: ignore[attr-defined]
-        return False
-    session.execute(
-        update(ChainRecord)
-        .where(col(ChainRecord.id) == chain_id, col(ChainRecord.status) == Status.PENDING)
-        .values(status=Status.RUNNING, started_at=now)
-    )
-    return True
-
-
-def complete_step(*, session: Session, chain_id: str, index: int, result: Any, last: bool) -> bool:
-    now = utcnow()
-    res = session.execute(
-        update(StepRecord)
-        .where(col(StepRecord.chain_id) == chain_id, col(StepRecord.index) == index)
-        .where(col(StepRecord.status) == Status.RUNNING)
-        .values(status=Status.COMPLETED, finished_at=now, result=result, lease_expires_at=None)
-    )
-    if not res.rowcount:  # type: ignore[attr-defined]
-        return False
-    if last:
-        session.execute(
-            update(ChainRecord)
-            .where(col(ChainRecord.id) == chain_id, col(ChainRecord.status) == Status.RUNNING)
-            .values(status=Status.COMPLETED, finished_at=now, result=result)
-        )
-    return True
-
-
-def fail_step(*, session: Session, chain_id: str, index: int, error: str) -> bool:
-    """The step FAILED, the steps after it SKIPPED, the chain FAILED: one transaction."""
-    now = utcnow()
-    res = session.execute(
-        update(StepRecord)
-        .where(col(StepRecord.chain_id) == chain_id, col(StepRecord.index) == index)
-        .where(col(StepRecord.status).in_([Status.PENDING, Status.RUNNING]))
-        .values(status=Status.FAILED, finished_at=now, error=error, lease_expires_at=None)
-    )
-    if not res.rowcount:  # type: ignore[attr-defined]
-        return False
-    _skip_rest(session, chain_id, after=index)
-    step = session.get(StepRecord, (chain_id, index))
-    name = step.name if step else f"step {index}"
-    session.execute(
-        update(ChainRecord)
-        .where(col(ChainRecord.id) == chain_id)
-        .where(col(ChainRecord.status).in_([Status.PENDING, Status.RUNNING]))
-        .values(
-            status=Status.FAILED,
-            finished_at=now,
-            error=f"step {index + 1} ({name}) failed: {error}",
-            started_at=func.coalesce(ChainRecord.started_at, now),
-        )
-    )
-    return True
-
-
-def note_retry(*, session: Session, chain_id: str, index: int, error: str) -> None:
-    session.execute(
-        update(StepRecord)
-        .where(col(StepRecord.chain_id) == chain_id, col(StepRecord.index) == index)
-        .where(col(StepRecord.status) == Status.RUNNING)
-        .values(error=f"retrying: {error}")
-    )
-
-
-def set_progress(*, session: Session, chain_id: str, index: int, progress: str) -> None:
-    session.execute(
-        update(StepRecord)
-        .where(col(StepRecord.chain_id) == chain_id, col(StepRecord.index) == index)
-        .where(col(StepRecord.status) == Status.RUNNING)
-        .values(progress=progress)
-    )
-
-
-def cancel_chain(*, session: Session, chain_id: str, reason: str = "cancelled") -> bool:
-    """Stop a chain: its running step CANCELLED, pending ones SKIPPED, the chain CANCELLED."""
-    now = utcnow()
-    res = session.execute(
-        update(ChainRecord)
-        .where(col(ChainRecord.id) == chain_id)
-        .where(col(ChainRecord.status).in_([Status.PENDING, Status.RUNNING]))
-        .values(status=Status.CANCELLED, finished_at=now, error=reason, cancel_requested=True)
-    )
-    if not res.rowcount:  # type: ignore[attr-defined]
-        return False
-    for before, after in ((Status.RUNNING, Status.CANCELLED), (Status.PENDING, Status.SKIPPED)):
-        session.execute(
-            update(StepRecord)
-            .where(col(StepRecord.chain_id) == chain_id, col(StepRecord.status) == before)
-            .values(status=after, finished_at=now, lease_expires_at=None)
-        )
-    return True
-
-
-def _skip_rest(session: Session, chain_id: str, *, after: int) -> None:
-    session.execute(
-        update(StepRecord)
-        .where(col(StepRecord.chain_id) == chain_id, col(StepRecord.index) > after)
-        .where(col(StepRecord.status).notin_(list(FINISHED)))
-        .values(status=Status.SKIPPED)
-    )
-
-
 def chain_status(*, session: Session, chain_id: str) -> Status | None:
     status = session.exec(select(ChainRecord.status).where(ChainRecord.id == chain_id)).first()
     return Status(status) if status is not None else None
+
+
+def stale_steps(
+    *, session: Session, now: datetime, pending_after: datetime, limit: int = 500
+) -> list[tuple[str, int]]:
+    """Steps whose message may be lost: RUNNING under an expired lease, or PENDING, next in
+    line (its predecessor COMPLETED, or the first step) and sent before `pending_after`."""
+    from sqlalchemy import and_, or_
+    from sqlalchemy.orm import aliased
+
+    before = aliased(StepRecord)
+    live = col(ChainRecord.status).in_([Status.PENDING, Status.RUNNING])
+    expired = and_(col(StepRecord.status) == Status.RUNNING, col(StepRecord.lease_expires_at) < now)
+    waiting = and_(
+        col(StepRecord.status) == Status.PENDING,
+        or_(col(StepRecord.dispatched_at).is_(None), col(StepRecord.dispatched_at) < pending_after),
+        or_(col(StepRecord.index) == 0, col(before.status) == Status.COMPLETED),
+    )
+    query = (
+        select(StepRecord.chain_id, StepRecord.index)
+        .join(ChainRecord, col(ChainRecord.id) == col(StepRecord.chain_id))
+        .outerjoin(
+            before,
+            and_(
+                col(before.chain_id) == col(StepRecord.chain_id),
+                col(before.index) == col(StepRecord.index) - 1,
+            ),
+        )
+        .where(live, col(ChainRecord.cancel_requested).is_(False), or_(expired, waiting))
+        .limit(limit)
+    )
+    return [(chain_id, index) for chain_id, index in session.exec(query).all()]

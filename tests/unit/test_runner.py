@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from taskchain.engine import runner
 from taskchain.engine.submit import prepare
-from taskchain.store import Status, queries, session
+from taskchain.store import Status, queries, session, transitions
 
 
 def record(config: dict) -> str:
@@ -55,7 +55,7 @@ def test_cancelled_chain_runs_no_further_step() -> None:
     chain_id = record({"numbers": [1, 2, 3]})
     assert runner.execute_step(chain_id, 0, worker="t") == 1
     with session(write=True) as s:
-        queries.cancel_chain(session=s, chain_id=chain_id)
+        transitions.cancel_chain(session=s, chain_id=chain_id)
     assert runner.execute_step(chain_id, 1, worker="t") is None
     final = view(chain_id)
     assert final.chain.status == Status.CANCELLED

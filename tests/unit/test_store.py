@@ -7,8 +7,10 @@ from sqlalchemy import text
 
 from taskchain.engine.submit import prepare
 from taskchain.errors import AmbiguousId, ChainNotFound
-from taskchain.store import ChainRecord, Status, get_engine, queries, session
+from taskchain.store import ChainRecord, Status, get_engine, queries, session, transitions
 from taskchain.store.models import utcnow
+
+LATER = utcnow() + timedelta(hours=1)
 
 
 def record(
@@ -28,11 +30,11 @@ def run_all(chain_id: str) -> None:
         view = queries.get_chain(session=s, chain_id=chain_id)
     for step in view.steps:
         with session(write=True) as s:
-            assert queries.start_step(
-                session=s, chain_id=chain_id, index=step.index, worker="t", lease_until=utcnow()
+            assert transitions.claim_step(
+                session=s, chain_id=chain_id, index=step.index, token="t", lease_until=LATER
             )
-            assert queries.complete_step(
-                session=s, chain_id=chain_id, index=step.index, result=step.index,
+            assert transitions.complete_step(
+                session=s, chain_id=chain_id, index=step.index, token="t", result=step.index,
                 last=step.index == len(view.steps) - 1,
             )  # fmt: skip
 
@@ -56,11 +58,11 @@ def test_status_only_moves_forward() -> None:
     run_all(chain_id)
     with session(write=True) as s:
         # A finished step cannot be started, failed or completed again.
-        assert not queries.start_step(
-            session=s, chain_id=chain_id, index=0, worker="t", lease_until=utcnow()
+        assert not transitions.claim_step(
+            session=s, chain_id=chain_id, index=0, token="t2", lease_until=LATER
         )
-        assert not queries.fail_step(session=s, chain_id=chain_id, index=1, error="late")
-        assert not queries.cancel_chain(session=s, chain_id=chain_id)
+        assert not transitions.fail_step(session=s, chain_id=chain_id, index=1, error="late")
+        assert not transitions.cancel_chain(session=s, chain_id=chain_id)
     with session() as s:
         view = queries.get_chain(session=s, chain_id=chain_id)
     assert view.chain.status == Status.COMPLETED
@@ -71,8 +73,8 @@ def test_status_only_moves_forward() -> None:
 def test_failure_skips_the_rest_in_one_transaction() -> None:
     chain_id = record([1, 2, 3, 4])
     with session(write=True) as s:
-        queries.start_step(session=s, chain_id=chain_id, index=0, worker="t", lease_until=utcnow())
-        queries.fail_step(session=s, chain_id=chain_id, index=0, error="boom")
+        transitions.claim_step(session=s, chain_id=chain_id, index=0, token="t2", lease_until=LATER)
+        transitions.fail_step(session=s, chain_id=chain_id, index=0, error="boom")
     with session() as s:
         view = queries.get_chain(session=s, chain_id=chain_id)
     assert view.chain.status == Status.FAILED
@@ -139,3 +141,75 @@ def test_delete_removes_steps_too() -> None:
     with session() as s:
         assert s.get(ChainRecord, chain_id) is None
         assert queries.get_step(session=s, chain_id=chain_id, index=0) is None
+
+
+def test_a_claim_is_a_lease() -> None:
+    chain_id = record([1, 2, 3])
+    now = utcnow()
+    with session(write=True) as s:
+        assert transitions.claim_step(
+            session=s, chain_id=chain_id, index=0, token="a", lease_until=now + timedelta(minutes=1)
+        )
+        # Held: nobody else may take it, nor record it.
+        assert not transitions.claim_step(
+            session=s, chain_id=chain_id, index=0, token="b", lease_until=now + timedelta(minutes=1)
+        )
+        assert not transitions.complete_step(
+            session=s, chain_id=chain_id, index=0, token="b", result=1, last=False
+        )
+        assert transitions.renew_lease(
+            session=s, chain_id=chain_id, index=0, token="a", lease_until=now - timedelta(seconds=1)
+        )
+        # Expired: another worker takes over, and the first one's late result is not recorded.
+        assert transitions.claim_step(
+            session=s, chain_id=chain_id, index=0, token="b", lease_until=now + timedelta(minutes=1)
+        )
+        assert not transitions.complete_step(
+            session=s, chain_id=chain_id, index=0, token="a", result=99, last=False
+        )
+        assert transitions.complete_step(
+            session=s, chain_id=chain_id, index=0, token="b", result=3, last=False
+        )
+    with session() as s:
+        step = queries.get_step(session=s, chain_id=chain_id, index=0)
+    assert step is not None
+    assert (step.status, step.result, step.attempts, step.worker) == (Status.COMPLETED, 3, 2, "b")
+
+
+def test_stale_steps_finds_expired_leases_and_lost_messages() -> None:
+    now = utcnow()
+    waiting = record([1, 2])  # step 0 sent at creation
+    running = record([1, 2, 3])
+    with session(write=True) as s:
+        transitions.claim_step(
+            session=s, chain_id=running, index=0, token="a", lease_until=now - timedelta(seconds=1)
+        )
+    with session() as s:
+        assert queries.stale_steps(
+            session=s, now=now, pending_after=now - timedelta(minutes=1)
+        ) == [(running, 0)]
+        found = queries.stale_steps(session=s, now=now, pending_after=now + timedelta(seconds=1))
+    assert sorted(found) == sorted([(running, 0), (waiting, 0)])
+
+
+def test_reopen_runs_again_from_the_first_unfinished_step() -> None:
+    chain_id = record([4, 2, 0, 1])
+    with session(write=True) as s:
+        transitions.claim_step(session=s, chain_id=chain_id, index=0, token="t", lease_until=LATER)
+        transitions.complete_step(
+            session=s, chain_id=chain_id, index=0, token="t", result=6, last=False
+        )
+        transitions.claim_step(session=s, chain_id=chain_id, index=1, token="t", lease_until=LATER)
+        transitions.fail_step(session=s, chain_id=chain_id, index=1, error="boom", token="t")
+        assert (
+            transitions.reopen_chain(session=s, chain_id=chain_id, new_task_ids={1: "n1", 2: "n2"})
+            == 1
+        )
+        assert transitions.reopen_chain(session=s, chain_id=chain_id, new_task_ids={1: "x"}) is None
+    with session() as s:
+        view = queries.get_chain(session=s, chain_id=chain_id)
+    assert (view.chain.status, view.chain.attempt, view.chain.error) == (Status.RUNNING, 2, None)
+    assert [(st.status, st.result, st.task_id) for st in view.steps[1:]] == [
+        (Status.PENDING, None, "n1"), (Status.PENDING, None, "n2"),
+    ]  # fmt: skip
+    assert view.steps[0].result == 6

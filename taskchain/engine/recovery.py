@@ -1,0 +1,60 @@
+"""Re-sending steps whose message was lost: a worker that died holding them, a broker that
+restarted empty, a worker killed with messages prefetched. Every worker runs the sweep;
+a duplicate message is harmless because a step is claimed (leased) before it runs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+from celery import Celery
+
+from taskchain.engine.dispatch import send_step
+from taskchain.errors import TaskchainError
+from taskchain.settings import get_settings
+from taskchain.store import queries, session, transitions
+from taskchain.store.models import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def pending_grace() -> float:
+    """How long a sent step may wait in a queue before the sweep sends it again."""
+    return get_settings().redispatch_after
+
+
+def sweep(app: Celery) -> list[tuple[str, int]]:
+    """Send again every stale step (see `queries.stale_steps`); return which."""
+    now = utcnow()
+    with session() as s:
+        stale = queries.stale_steps(
+            session=s, now=now, pending_after=now - timedelta(seconds=pending_grace())
+        )
+    for chain_id, index in stale:
+        with session(write=True) as s:
+            transitions.mark_dispatched(session=s, chain_id=chain_id, index=index)
+        send_step(chain_id, index, app=app)
+    if stale:
+        log.warning("recovery: re-sent %d step(s) whose message was lost", len(stale))
+    return stale
+
+
+def start_sweeper(app: Celery) -> threading.Event:
+    """Sweep now and then every third of a lease, in a daemon thread; set the event to stop."""
+    stop = threading.Event()
+    interval = max(2.0, get_settings().step_lease / 3)
+
+    def loop() -> None:
+        while True:
+            try:
+                sweep(app)
+            except (TaskchainError, OSError) as exc:  # store or broker away: try next round
+                log.warning("recovery sweep failed: %s", exc)
+            except Exception:
+                log.exception("recovery sweep failed")
+            if stop.wait(interval):
+                return
+
+    threading.Thread(target=loop, name="taskchain-recovery", daemon=True).start()
+    return stop

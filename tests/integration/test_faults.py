@@ -1,0 +1,171 @@
+"""It loses nothing: killed pool children, killed workers, duplicate and poisoned messages,
+misbehaving steps. Each test prints the figure it proves ([figure] lines)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from taskchain.store import Status, queries, session
+from tests.integration import faults
+from tests.support import proc
+from tests.support.chains import executions
+
+
+@pytest.fixture
+def probe_env(redis_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = faults.worker_env(redis_env)
+    faults.use(monkeypatch, env)
+    return env
+
+
+def steps_of(chain_id: str) -> list[queries.StepRecord]:
+    with session() as s:
+        return queries.get_chain(session=s, chain_id=chain_id).steps
+
+
+def test_pool_child_killed_mid_step(
+    probe_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with proc.worker(probe_env, tmp_path / "w.log", concurrency=2) as worker:
+        ids = [faults.probe([{"sleep": 0.4}, {"sleep": 0.4}]) for _ in range(20)]
+        kills = 0
+        deadline = time.monotonic() + 20
+        while kills < 5 and time.monotonic() < deadline:
+            time.sleep(1.0)
+            if faults.running_steps():
+                children = faults.pool_children(worker.pid)
+                if children:
+                    faults.kill(children[0])
+                    kills += 1
+        elapsed = faults.wait_finished(ids, timeout=120)
+    final = faults.statuses(ids)
+    completed = sum(s == Status.COMPLETED for s in final.values())
+    attempts = [st.attempts for i in ids for st in steps_of(i)]
+    faults.log_figure(
+        capsys,
+        f"killed-pool-child: {completed}/20 chains completed after {kills} kills, "
+        f"{sum(a > 1 for a in attempts)} steps retried, {elapsed:.1f}s",
+    )
+    assert completed == 20
+    assert kills >= 3
+    assert all(
+        st.status == Status.COMPLETED and st.result == st.index + 1
+        for i in ids
+        for st in steps_of(i)
+    )
+    assert sum(attempts) > len(attempts)  # the killed attempts were counted
+
+
+def test_whole_worker_killed_then_replaced(
+    probe_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with proc.worker(probe_env, tmp_path / "w1.log", concurrency=2) as first:
+        ids = [faults.probe([{"sleep": 1.0}, {"sleep": 0.2}]) for _ in range(10)]
+        deadline = time.monotonic() + 15
+        while not faults.running_steps() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        import os
+        import signal
+
+        os.killpg(first.pid, signal.SIGKILL)  # the main process and its pool, mid-step
+        killed_at = time.monotonic()
+    assert faults.running_steps(), "the kill should leave steps RUNNING"
+    with proc.worker(probe_env, tmp_path / "w2.log", concurrency=2, name="w2"):
+        elapsed = faults.wait_finished(ids, timeout=120)
+    recovered = time.monotonic() - killed_at
+    completed = sum(s == Status.COMPLETED for s in faults.statuses(ids).values())
+    runs = Counter(executions(faults.workspace_of(probe_env)))
+    faults.log_figure(
+        capsys,
+        f"killed-worker: {completed}/10 chains completed {recovered:.1f}s after the kill "
+        f"(new worker took {elapsed:.1f}s), {sum(n > 1 for n in runs.values())} steps computed twice",
+    )
+    assert completed == 10
+    assert recovered < 120
+    assert all(st.status == Status.COMPLETED for i in ids for st in steps_of(i))
+
+
+def test_duplicate_message_for_a_long_step_does_not_run_it_twice_at_once(
+    probe_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from taskchain.engine.dispatch import send_step
+
+    with proc.worker(probe_env, tmp_path / "w.log", concurrency=2):
+        chain_id = faults.probe([{"sleep": 12.0}])  # longer than two leases of 5 s
+        time.sleep(2.0)
+        send_step(chain_id, 0)  # what a broker redelivering the message would do
+        faults.wait_finished([chain_id], timeout=60)
+        time.sleep(1.0)
+    (step,) = steps_of(chain_id)
+    runs = executions(faults.workspace_of(probe_env))
+    faults.log_figure(
+        capsys,
+        f"long-step: 12s step with lease 5s and a duplicate message: ran {len(runs)}x, attempts {step.attempts}",
+    )
+    assert step.status == Status.COMPLETED
+    assert runs == [(chain_id, 0)]
+    assert step.attempts == 1
+
+
+@pytest.mark.parametrize(
+    ("step", "reason"),
+    [
+        ({"crash": True}, "unexpected RuntimeError: probe crashed on purpose"),
+        ({"non_json": True}, "step returned a value that is not JSON"),
+        ({"fail": "the input was bad"}, "the input was bad"),
+        ({"sleep": 10.0}, "step exceeded the time limit of 2s"),
+    ],
+)
+def test_misbehaving_steps_fail_with_a_reason_and_the_worker_lives(
+    redis_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    step: dict,
+    reason: str,
+) -> None:
+    env = faults.worker_env(redis_env, TASKCHAIN_TASK_TIME_LIMIT="2")
+    faults.use(monkeypatch, env)
+    with proc.worker(env, tmp_path / "w.log", concurrency=1) as worker:
+        bad = faults.probe([{}, step, {}])
+        faults.wait_finished([bad], timeout=30)
+        after = faults.probe([{}, {}])
+        faults.wait_finished([after], timeout=30)
+        assert worker.poll() is None
+    assert [s.status for s in steps_of(bad)] == [Status.COMPLETED, Status.FAILED, Status.SKIPPED]
+    assert reason in (steps_of(bad)[1].error or "")
+    assert faults.statuses([after]) == {after: Status.COMPLETED}
+
+
+def test_pickle_message_is_refused_and_the_worker_lives(
+    probe_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kombu import Connection, Exchange, Queue
+
+    log = tmp_path / "w.log"
+    with proc.worker(probe_env, log, concurrency=1) as worker:
+        with Connection(probe_env["TASKCHAIN_BROKER_URL"]) as conn:
+            producer = conn.Producer(serializer="pickle")
+            producer.publish(
+                {"args": ["x", 0], "kwargs": {}},
+                exchange=Exchange("math", type="direct"),
+                routing_key="math",
+                declare=[Queue("math", Exchange("math", type="direct"), routing_key="math")],
+                headers={"task": "taskchain.run_step", "id": "pickled-1", "lang": "py"},
+            )
+        time.sleep(2.0)
+        chain_id = faults.probe([{}, {}])
+        faults.wait_finished([chain_id], timeout=30)
+        alive = worker.poll() is None
+    text = log.read_text()
+    refused = "ContentDisallowed" in text or "disallowed" in text.lower()
+    faults.log_figure(
+        capsys,
+        f"pickle: message refused={refused}, worker alive={alive}, next chain {faults.statuses([chain_id])[chain_id].value}",
+    )
+    assert refused
+    assert alive
+    assert faults.statuses([chain_id]) == {chain_id: Status.COMPLETED}
