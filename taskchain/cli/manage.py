@@ -10,6 +10,7 @@ import typer
 from taskchain import core
 from taskchain.cli import output
 from taskchain.errors import InvalidInput
+from taskchain.settings import get_settings
 
 
 def delete(
@@ -52,6 +53,29 @@ def cancel(
         output.say(f"chain {chain_id} already {view.chain.status.value}; nothing to cancel")
 
 
+def retry(
+    chain_ref: Annotated[str, typer.Argument(metavar="ID", help="Chain id or unique prefix.")],
+    wait: Annotated[bool, typer.Option("--wait", "-w", help="Block until it finishes.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+) -> None:
+    """Re-run a FAILED or CANCELLED chain from its first unfinished step, keeping the results
+    of completed steps (a new attempt on the same chain).
+
+    Example: taskchain retry 3f2a --wait
+    """
+    from taskchain.engine.submit import retry as retry_chain
+
+    chain_id = core.resolve(chain_ref)
+    first = retry_chain(chain_id)
+    if not quiet:
+        output.say(f"retrying chain {chain_id} from step {first + 1}")
+    if get_settings().embedded or wait:
+        from taskchain.cli.watch import follow_chain
+
+        raise typer.Exit(follow_chain(chain_id, timeout=None, show=not quiet, json_lines=False))
+
+
 def register(app: typer.Typer) -> None:
     app.command("delete")(delete)
     app.command("cancel")(cancel)
+    app.command("retry")(retry)

@@ -32,9 +32,10 @@ def send_step(chain_id: str, index: int, *, app: Celery | None = None) -> None:
     )
 
 
-def publish_first(chain_id: str, queue: str, task_id: str) -> None:
+def start(chain_id: str, index: int, *, queue: str, task_id: str) -> None:
+    """Send the step a chain starts (or restarts) from; embedded, start the worker first."""
     if get_settings().embedded:
         from taskchain.engine.embedded import ensure_worker
 
         ensure_worker()
-    publish(get_app(), chain_id=chain_id, index=0, queue=queue, task_id=task_id)
+    publish(get_app(), chain_id=chain_id, index=index, queue=queue, task_id=task_id)

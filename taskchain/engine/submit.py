@@ -83,10 +83,43 @@ def submit(
             return Submitted(chain_id, created=False)
         queries.insert_chain(session=s, chain=chain, steps=steps)
     try:
-        dispatch.publish_first(chain.id, steps[0].queue, steps[0].task_id)
+        dispatch.start(chain.id, 0, queue=steps[0].queue, task_id=steps[0].task_id)
     except BrokerUnavailable:
         # Nothing half-done: a chain that never reached the broker leaves no record behind.
         with session(write=True) as s:
             queries.delete_chains(session=s, chain_ids=[chain.id])
         raise
     return Submitted(chain.id, created=True)
+
+
+def retry(chain_id: str) -> int:
+    """Run a FAILED or CANCELLED chain again from its first unfinished step; return its index.
+
+    Completed steps keep their results; the chain's `attempt` counts the runs.
+    """
+    from taskchain.engine import dispatch
+    from taskchain.store import Status, transitions
+
+    with session() as s:
+        view = queries.get_chain(session=s, chain_id=chain_id)
+    if view.chain.status not in (Status.FAILED, Status.CANCELLED):
+        raise InvalidInput(
+            f"chain {chain_id} is {view.chain.status.value}: only FAILED or CANCELLED chains "
+            "can be retried"
+        )
+    unfinished = [s.index for s in view.steps if s.status != Status.COMPLETED]
+    new_ids = {index: str(uuid.uuid4()) for index in unfinished}
+    with session(write=True) as s:
+        first = transitions.reopen_chain(session=s, chain_id=chain_id, new_task_ids=new_ids)
+    if first is None:
+        raise InvalidInput(f"chain {chain_id} changed while being retried; look again")
+    queue = view.steps[first].queue
+    try:
+        dispatch.start(chain_id, first, queue=queue, task_id=new_ids[first])
+    except BrokerUnavailable as exc:
+        with session(write=True) as s:
+            transitions.fail_step(
+                session=s, chain_id=chain_id, index=first, error=f"retry not queued: {exc}"
+            )
+        raise
+    return first

@@ -1,0 +1,87 @@
+"""cancel and retry through the CLI, embedded mode."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from taskchain.cli import app
+from taskchain.engine.submit import prepare
+from taskchain.store import queries, session
+
+
+def recorded(config: dict) -> str:
+    """A chain recorded but never sent (as if its worker had not picked it up yet)."""
+    chain, steps = prepare("math_chain", config)
+    with session(write=True) as s:
+        queries.insert_chain(session=s, chain=chain, steps=steps)
+    return chain.id
+
+
+def attempt(chain_id: str) -> int:
+    with session() as s:
+        return queries.get_chain(session=s, chain_id=chain_id).chain.attempt
+
+
+def status(runner: CliRunner, chain_id: str) -> dict:
+    return json.loads(runner.invoke(app, ["status", chain_id, "--json"]).stdout)
+
+
+def test_cancel_then_retry_runs_the_chain(runner: CliRunner) -> None:
+    chain_id = recorded({"numbers": [1, 2, 3]})
+    result = runner.invoke(app, ["cancel", chain_id[:8]])
+    assert (result.exit_code, result.stderr) == (0, f"cancelled {chain_id}\n")
+    doc = status(runner, chain_id)
+    assert (doc["status"], doc["error"]) == ("CANCELLED", "cancelled by user")
+    assert [s["status"] for s in doc["steps"]] == ["SKIPPED", "SKIPPED"]
+    again = runner.invoke(app, ["cancel", chain_id])
+    assert again.exit_code == 0 and "already CANCELLED" in again.stderr
+    assert runner.invoke(app, ["watch", chain_id]).exit_code == 1
+
+    result = runner.invoke(app, ["retry", chain_id, "-q"])
+    assert result.exit_code == 0, result.output
+    doc = status(runner, chain_id)
+    assert (doc["status"], doc["result"], doc["error"]) == ("COMPLETED", 6, None)
+    assert attempt(chain_id) == 2
+
+
+def test_retry_reuses_completed_steps(runner: CliRunner) -> None:
+    failed = runner.invoke(
+        app, ["submit", "math_chain", "--numbers", "6", "3", "0", "--operation", "divide", "-q"]
+    )
+    chain_id = failed.stdout.strip()
+    assert failed.exit_code == 1
+    result = runner.invoke(app, ["retry", chain_id])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == f"retrying chain {chain_id} from step 2"
+    doc = status(runner, chain_id)
+    first, second = doc["steps"]
+    assert (first["status"], first["result"], first["attempts"]) == ("COMPLETED", 2, 1)
+    assert (second["status"], second["attempts"]) == ("FAILED", 2)
+    assert attempt(chain_id) == 2
+
+
+def test_retry_refuses_a_completed_chain(runner: CliRunner) -> None:
+    chain_id = runner.invoke(
+        app, ["submit", "math_chain", "--numbers", "1", "2", "-q"]
+    ).stdout.strip()
+    result = runner.invoke(app, ["retry", chain_id])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"taskchain: error: chain {chain_id} is COMPLETED: only FAILED or CANCELLED chains can be retried\n"
+    )
+
+
+def test_delete_of_a_running_chain_cancels_it_first(runner: CliRunner) -> None:
+    chain_id = recorded({"numbers": [1, 2, 3]})
+    with session(write=True) as s:
+        from taskchain.store import transitions
+        from taskchain.store.models import utcnow
+
+        transitions.claim_step(
+            session=s, chain_id=chain_id, index=0, token="t", lease_until=utcnow()
+        )
+    result = runner.invoke(app, ["delete", chain_id, "--yes"])
+    assert result.exit_code == 0
+    assert json.loads(runner.invoke(app, ["list", "--json"]).stdout) == []
