@@ -11,6 +11,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+BROKER_SCHEMES = frozenset({"redis", "rediss", "amqp", "amqps", "pyamqp", "sentinel"})
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TASKCHAIN_", extra="ignore")
@@ -48,6 +50,19 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("broker_url")
+    @classmethod
+    def _known_broker(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+        if scheme not in BROKER_SCHEMES:
+            raise ValueError(
+                f"broker URL {mask_url(value)!r} must start with one of "
+                + ", ".join(f"{s}://" for s in sorted(BROKER_SCHEMES))
+            )
+        return value
 
     @property
     def embedded(self) -> bool:

@@ -12,7 +12,8 @@ from taskchain.errors import InvalidInput
 __all__ = ["ChainType", "StepContext", "StepPlan", "all_types", "get_type", "register"]
 
 _registry: dict[str, type[ChainType]] = {}
-_loaded = False
+_builtin_loaded = False
+_plugins_loaded = False
 T = TypeVar("T", bound=type[ChainType])
 
 
@@ -21,13 +22,20 @@ def register(cls: T) -> T:
     return cls
 
 
-def _load_all() -> None:
-    global _loaded
-    if _loaded:
+def _load_builtin() -> None:
+    global _builtin_loaded
+    if not _builtin_loaded:
+        for module in pkgutil.iter_modules(__path__):
+            if module.name != "base" and not module.name.startswith("_"):
+                importlib.import_module(f"{__name__}.{module.name}")
+        _builtin_loaded = True
+
+
+def _load_plugins() -> None:
+    """Modules named in TASKCHAIN_PLUGINS, for chain types that live outside this package."""
+    global _plugins_loaded
+    if _plugins_loaded:
         return
-    for module in pkgutil.iter_modules(__path__):
-        if module.name != "base" and not module.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{module.name}")
     from taskchain.settings import get_settings
 
     for name in filter(None, (p.strip() for p in get_settings().plugins.split(","))):
@@ -35,11 +43,14 @@ def _load_all() -> None:
             importlib.import_module(name)
         except ImportError as exc:
             raise InvalidInput(f"TASKCHAIN_PLUGINS: cannot import {name!r}: {exc}") from exc
-    _loaded = True
+    _plugins_loaded = True
 
 
-def all_types() -> dict[str, type[ChainType]]:
-    _load_all()
+def all_types(*, plugins: bool = True) -> dict[str, type[ChainType]]:
+    """Registered types; `plugins=False` reads no settings (for help text at import time)."""
+    _load_builtin()
+    if plugins:
+        _load_plugins()
     return dict(sorted(_registry.items()))
 
 

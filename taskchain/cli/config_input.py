@@ -52,7 +52,8 @@ def load_config_text(text: str, *, source: str, fmt: str | None = None) -> dict[
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "syntax error"
-        raise InvalidInput(f"{source}: invalid YAML: {problem}{where}") from None
+        kind = "YAML" if fmt == "yaml" else "JSON or YAML"
+        raise InvalidInput(f"{source}: invalid {kind}: {problem}{where}") from None
     return _mapping(data, source)
 
 
