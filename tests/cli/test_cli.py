@@ -300,7 +300,7 @@ def test_submit_help_documents_math_semantics(runner: CliRunner) -> None:
             ["submit", "math_chain", "--numbers", "1", "2", "--bogus"],
             "unexpected argument '--bogus'",
         ),
-        (["submit", "math_chain", "--config", "{not json"], "invalid YAML"),
+        (["submit", "math_chain", "--config", "{not json"], "invalid JSON or YAML"),
         (["submit", "math_chain", "--config", "[1, 2]"], "expected a mapping"),
         (["submit", "math_chain", "--config-file", "/nonexistent.json"], "does not exist"),
         (
