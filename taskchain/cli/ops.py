@@ -21,7 +21,7 @@ def worker(
     pool: Annotated[
         str, typer.Option("--pool", "-P", help="Celery pool: prefork, solo or threads.")
     ] = "prefork",
-    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+    loglevel: Annotated[str, typer.Option("--loglevel", "-l", help="Celery log level.")] = "INFO",
     hostname: Annotated[
         str | None, typer.Option("--hostname", "-n", help="Worker node name.")
     ] = None,
