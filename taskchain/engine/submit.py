@@ -77,10 +77,15 @@ def submit(
     """Record a chain and send its first step. With `chain_id` the call is idempotent."""
     from taskchain.engine import dispatch
 
+    if chain_id is not None:
+        # A retried submit returns the chain it made, even if its inputs have changed since.
+        with session() as s:
+            if s.get(ChainRecord, chain_id) is not None:
+                return Submitted(chain_id, created=False)
     chain, steps = prepare(type_name, raw_config, description=description, chain_id=chain_id)
     with session(write=True) as s:
         if chain_id is not None and s.get(ChainRecord, chain_id) is not None:
-            return Submitted(chain_id, created=False)
+            return Submitted(chain_id, created=False)  # lost a race with a twin submit
         queries.insert_chain(session=s, chain=chain, steps=steps)
     try:
         dispatch.start(chain.id, 0, queue=steps[0].queue, task_id=steps[0].task_id)
