@@ -40,7 +40,10 @@ def parse_time(text: str, *, option: str = "time", now: datetime | None = None) 
             raise InvalidInput(
                 f"{option} {text!r} is neither an ISO-8601 time nor an age like 2h or 3d"
             ) from None
-        return (now or datetime.now(UTC)) - timedelta(seconds=age)
+        try:
+            return (now or datetime.now(UTC)) - timedelta(seconds=age)
+        except OverflowError:
+            raise InvalidInput(f"{option} {text!r} is too far in the past") from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
