@@ -63,7 +63,8 @@ def _create(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         _sqlite_pragmas(engine, int(settings.store_timeout * 1000))
     try:
-        SQLModel.metadata.create_all(engine)
+        # Check-then-create as one writer: two first users must not deadlock on the upgrade.
+        SQLModel.metadata.create_all(engine.execution_options(**{_WRITE: True}))
     except DBAPIError as exc:
         engine.dispose()
         raise StoreUnavailable(mask_url(url), _reason(exc)) from exc
