@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 from taskchain import settings
 from taskchain.store import dispose_engines
 
+pytest_plugins = ["tests.support.fixtures"]
+
 _VARS = (
     "BROKER_URL",
     "RESULT_BACKEND",

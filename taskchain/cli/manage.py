@@ -72,7 +72,11 @@ def retry(
     if get_settings().embedded or wait:
         from taskchain.cli.watch import follow_chain
 
-        raise typer.Exit(follow_chain(chain_id, timeout=None, show=not quiet, json_lines=False))
+        embedded = get_settings().embedded
+        code = follow_chain(
+            chain_id, timeout=None, show=not quiet, json_lines=False, owner=embedded
+        )
+        raise typer.Exit(code)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from functools import cache
-from typing import Any
+from typing import Any, TextIO
 
 from rich.console import Console
 
@@ -17,10 +17,16 @@ from taskchain.timeparse import iso
 SCHEMA_VERSION = 1
 
 
-def plain() -> bool:
-    """No colour, no live redraw, no truncation: not a TTY, NO_COLOR, TERM=dumb or CI."""
+def plain(stream: TextIO | None = None) -> bool:
+    """No colour, no live redraw, no truncation: `stream` (default stdout) is not a TTY, or
+    NO_COLOR, TERM=dumb or CI is set."""
+    target = sys.stdout if stream is None else stream
+    try:
+        terminal = target.isatty()
+    except (AttributeError, ValueError):  # a closed or unusual stream
+        terminal = False
     return (
-        not sys.stdout.isatty()
+        not terminal
         or "NO_COLOR" in os.environ
         or os.environ.get("TERM") == "dumb"
         or bool(os.environ.get("CI"))
@@ -40,7 +46,7 @@ def out() -> Console:
 
 
 def err() -> Console:
-    return _console(True, plain(), id(sys.stderr))
+    return _console(True, plain(sys.stderr), id(sys.stderr))
 
 
 def say(message: str) -> None:
@@ -90,6 +96,7 @@ def chain_summary_json(chain: ChainRecord) -> dict[str, Any]:
         "finished_at": iso(chain.finished_at),
         "duration": _seconds(chain.started_at, chain.finished_at),
         "step_count": chain.step_count,
+        "attempt": chain.attempt,
         "result": chain.result,
         "error": chain.error,
     }

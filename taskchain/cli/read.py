@@ -44,9 +44,9 @@ def result(
     limit = parse_duration(timeout, option="--timeout") if timeout is not None else None
     view = core.get(chain_ref)
     if wait and not view.chain.status.finished:
-        from taskchain.engine.wait import follow
+        from taskchain.cli.watch import wait_for
 
-        view = follow(view.chain.id, timeout=limit)
+        view = wait_for(view.chain.id, timeout=limit)  # live view on stderr if a terminal
     chain = view.chain
     if json:
         output.emit_json(output.result_json(chain))

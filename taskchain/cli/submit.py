@@ -15,7 +15,7 @@ from taskchain.timeparse import parse_duration
 
 def _epilog() -> str:
     # "\b" keeps click from re-wrapping a paragraph.
-    types = [f"{t.details or t.name + ': ' + t.summary}" for t in all_types().values()]
+    types = [f"{t.details or t.name + ': ' + t.summary}" for t in all_types(plugins=False).values()]
     examples = [
         "Examples:",
         "  taskchain submit math_chain --numbers 1 2 3",
@@ -78,10 +78,18 @@ def submit(
         typer.echo(submitted.chain_id)
         verb = "submitted" if submitted.created else "already exists:"
         output.say(f"{verb} {chain_type} chain {submitted.chain_id}")
-    if get_settings().embedded or wait:
+    embedded = get_settings().embedded
+    if embedded or wait:
         from taskchain.cli.watch import follow_chain
 
-        code = follow_chain(submitted.chain_id, timeout=limit, show=not quiet, json_lines=False)
+        # A live table on stderr when it is a terminal (stdout carries the id), else plain lines.
+        code = follow_chain(
+            submitted.chain_id,
+            timeout=limit,
+            show=not quiet,
+            json_lines=False,
+            owner=embedded and submitted.created,
+        )
         raise typer.Exit(code)
 
 

@@ -89,7 +89,7 @@ def submit(
         queries.insert_chain(session=s, chain=chain, steps=steps)
     try:
         dispatch.start(chain.id, 0, queue=steps[0].queue, task_id=steps[0].task_id)
-    except BrokerUnavailable:
+    except (BrokerUnavailable, KeyboardInterrupt):
         # Nothing half-done: a chain that never reached the broker leaves no record behind.
         with session(write=True) as s:
             queries.delete_chains(session=s, chain_ids=[chain.id])

@@ -89,7 +89,7 @@ class Stats:
     total: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
     by_type: dict[str, dict[str, int]] = field(default_factory=dict)
-    durations: dict[str, float | None] = field(default_factory=dict)
+    durations: dict[str, float | int | None] = field(default_factory=dict)
 
 
 def stats(*, session: Session) -> Stats:
@@ -109,7 +109,7 @@ def stats(*, session: Session) -> Stats:
     return result
 
 
-def _durations(session: Session) -> dict[str, float | None]:
+def _durations(session: Session) -> dict[str, float | int | None]:
     """Min, mean, max and percentiles of finished chains' run time, in seconds."""
     finished = col(ChainRecord.finished_at).is_not(None) & col(ChainRecord.started_at).is_not(None)
     dialect = session.get_bind().dialect.name
@@ -124,8 +124,8 @@ def _durations(session: Session) -> dict[str, float | None]:
             finished
         )
     ).one()
-    out: dict[str, float | None] = {
-        "count": float(count or 0),
+    out: dict[str, float | int | None] = {
+        "count": int(count or 0),
         "min": _round(low),
         "mean": _round(mean),
         "max": _round(high),

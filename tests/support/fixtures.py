@@ -1,4 +1,5 @@
-"""Real services: a Redis database of our own (flushed), a fresh PostgreSQL database, workers."""
+"""Fixtures for real services (a pytest plugin, see tests/conftest.py): a Redis database of
+our own (flushed), a fresh PostgreSQL database, RabbitMQ, and a real worker."""
 
 from __future__ import annotations
 

@@ -1,0 +1,214 @@
+"""The JSON of every command that takes --json, checked against schemas kept here.
+
+Fields may be added, never renamed or retyped: a schema names the fields a script may rely
+on (extra ones pass) and their types. The validator is small and strict on purpose (no
+`jsonschema` dependency): bool is not an int, times are ISO-8601 UTC ending in Z.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from taskchain.cli import app
+from tests.support import proc
+from tests.support.terminal import SLOW, running_submit
+
+
+class Many:
+    """A JSON array whose items all match `item`."""
+
+    def __init__(self, item: Any) -> None:
+        self.item = item
+
+
+class Keys:
+    """A JSON object with any keys, whose values all match `value`."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+class OneOf:
+    """One of these exact values (and of the same JSON type: 1 is not true)."""
+
+    def __init__(self, *values: Any) -> None:
+        self.values = values
+
+
+ISO = "ISO-8601 UTC time"
+ANY = "any JSON value"
+NUMBER = "number"
+_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z")
+
+
+def errors(value: Any, schema: Any, path: str = "$") -> list[str]:
+    """Where `value` breaks `schema` (empty when it matches)."""
+    if schema is ANY:
+        return []
+    if isinstance(schema, tuple):  # any of these
+        found = [errors(value, option, path) for option in schema]
+        return [] if any(not e for e in found) else [f"{path}: {value!r} matches none of {schema}"]
+    if schema is None:
+        return [] if value is None else [f"{path}: expected null, got {value!r}"]
+    if schema is ISO:
+        ok = isinstance(value, str) and _ISO.fullmatch(value)
+        return [] if ok else [f"{path}: {value!r} is not an ISO-8601 UTC time with Z"]
+    if schema is NUMBER:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return [] if ok else [f"{path}: {value!r} is not a number"]
+    if isinstance(schema, OneOf):
+        ok = any(type(value) is type(v) and value == v for v in schema.values)
+        return [] if ok else [f"{path}: {value!r} not one of {schema.values}"]
+    if isinstance(schema, type):
+        ok = isinstance(value, schema) and not (isinstance(value, bool) and schema is not bool)
+        return [] if ok else [f"{path}: {value!r} is not {schema.__name__}"]
+    if isinstance(schema, Many):
+        if not isinstance(value, list):
+            return [f"{path}: expected an array, got {value!r}"]
+        return [
+            e for i, item in enumerate(value) for e in errors(item, schema.item, f"{path}[{i}]")
+        ]
+    if isinstance(schema, Keys | dict):
+        if not isinstance(value, dict):
+            return [f"{path}: expected an object, got {value!r}"]
+        if isinstance(schema, Keys):
+            return [e for k, v in value.items() for e in errors(v, schema.value, f"{path}.{k}")]
+        missing = [f"{path}: no field {key!r}" for key in schema if key not in value]
+        return missing + [
+            e
+            for key, sub in schema.items()
+            if key in value
+            for e in errors(value[key], sub, f"{path}.{key}")
+        ]
+    raise TypeError(f"bad schema at {path}: {schema!r}")
+
+
+CHAIN_STATUS = OneOf("PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED")
+STEP_STATUS = OneOf("PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "SKIPPED")
+VERSION = {"schema_version": OneOf(1)}
+MAYBE_TIME = (ISO, None)
+MAYBE_TEXT = (str, None)
+
+STEP = {
+    "index": int, "name": str, "queue": str, "status": STEP_STATUS, "attempts": int,
+    "started_at": MAYBE_TIME, "finished_at": MAYBE_TIME, "duration": (NUMBER, None),
+    "progress": MAYBE_TEXT, "result": ANY, "error": MAYBE_TEXT,
+}  # fmt: skip
+SUMMARY = {
+    **VERSION, "id": str, "type": str, "description": str, "status": CHAIN_STATUS,
+    "created_at": ISO, "started_at": MAYBE_TIME, "finished_at": MAYBE_TIME,
+    "duration": (NUMBER, None), "step_count": int, "attempt": int, "result": ANY,
+    "error": MAYBE_TEXT,
+}  # fmt: skip
+SCHEMAS: dict[str, Any] = {
+    "status": {**SUMMARY, "config": Keys(ANY), "steps": Many(STEP)},
+    "result": {**VERSION, "id": str, "status": CHAIN_STATUS, "result": ANY, "error": MAYBE_TEXT},
+    "list": Many(SUMMARY),
+    "stats": {
+        **VERSION,
+        "total": int,
+        "by_status": {s: int for s in ("PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED")},
+        "by_type": Keys({"total": int}),
+        "durations": {k: (NUMBER, None) for k in ("count", "min", "mean", "p50", "p95", "max")},
+    },
+    "info": {
+        **VERSION,
+        "version": str,
+        "mode": OneOf("embedded", "distributed"),
+        "broker_url": MAYBE_TEXT,
+        "result_backend": MAYBE_TEXT,
+        "database_url": str,
+        "workspace": str,
+        "task_time_limit": int,
+        "store": str,
+        "broker": str,
+        "workers": Many(str),
+    },
+}
+SCHEMAS["watch"] = SCHEMAS["status"]  # one object per line, one line per change
+
+
+def document(runner: CliRunner, *args: str) -> Any:
+    """Run a command; its stdout must be exactly one JSON document."""
+    result = runner.invoke(app, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return json.loads(result.stdout)
+
+
+def check(doc: Any, command: str) -> None:
+    assert errors(doc, SCHEMAS[command]) == []
+
+
+def test_every_json_command_matches_its_schema(runner: CliRunner) -> None:
+    ok = runner.invoke(app, ["submit", "math_chain", "--numbers", "1", "2", "3", "-q"])
+    bad = runner.invoke(
+        app, ["submit", "math_chain", "--numbers", "5", "0", "--operation", "/", "-q"]
+    )
+    big = runner.invoke(
+        app, ["submit", "math_chain", "--numbers", "2", "200", "--operation", "**", "-q"]
+    )
+    ids = [r.stdout.strip() for r in (ok, bad, big)]
+    for chain_id in ids:
+        check(document(runner, "status", chain_id, "--json"), "status")
+        check(document(runner, "result", chain_id, "--json"), "result")
+        check(document(runner, "result", chain_id, "--wait", "--json"), "result")
+        lines = runner.invoke(app, ["watch", chain_id, "--json"]).stdout.splitlines()
+        assert len(lines) == 1  # a finished chain: its final state, once
+        check(json.loads(lines[0]), "watch")
+    listed = document(runner, "list", "--json")
+    assert [c["id"] for c in listed] == ids[::-1]
+    check(listed, "list")
+    check(document(runner, "list", "--json", "--status", "RUNNING"), "list")
+    check(document(runner, "stats", "--json"), "stats")
+    check(document(runner, "info", "--json"), "info")
+    assert document(runner, "result", ids[2], "--json")["result"] == 2**200
+    assert (
+        document(runner, "status", ids[1], "--json")["steps"][0]["error"]
+        == "division by zero (5 // 0)"
+    )
+
+
+def test_watch_json_lines_of_running_chains_match(env: dict[str, str]) -> None:
+    probe_env = {**env, "TASKCHAIN_PLUGINS": "tests.support.chains"}
+    runner, chain_id = running_submit(probe_env, SLOW)
+    one = proc.run(["watch", chain_id, "--json"], probe_env)
+    runner.wait(timeout=30)
+    runner, other = running_submit(probe_env, SLOW)
+    every = proc.run(["watch", "--json"], probe_env)
+    runner.wait(timeout=30)
+    for done, expected in ((one, chain_id), (every, other)):
+        assert done.returncode == 0, done.stderr
+        docs = [json.loads(line) for line in done.stdout.splitlines()]
+        assert len(docs) >= 3 and {d["id"] for d in docs} == {expected}
+        assert {d["status"] for d in docs} >= {"RUNNING", "COMPLETED"}
+        for doc in docs:
+            check(doc, "watch")
+
+
+def test_the_validator_catches_renames_and_wrong_types() -> None:
+    good = {"schema_version": 1, "id": "a", "status": "FAILED", "result": None, "error": "x"}
+    assert errors(good, SCHEMAS["result"]) == []
+    assert errors({**good, "extra": 1}, SCHEMAS["result"]) == []  # fields may be added
+    renamed = {k if k != "error" else "err": v for k, v in good.items()}
+    assert errors(renamed, SCHEMAS["result"]) == ["$: no field 'error'"]
+    assert errors({**good, "schema_version": True}, SCHEMAS["result"]) != []
+    assert errors({**good, "status": "DONE"}, SCHEMAS["result"]) != []
+    assert errors([{"id": 1}], SCHEMAS["list"])[0] == "$[0]: no field 'schema_version'"
+    assert errors("2024-05-01T12:00:00+00:00", ISO) != []
+    assert errors("2024-05-01T12:00:00.123Z", ISO) == []
+    assert errors({"total": 1.5}, {"total": int}) == ["$.total: 1.5 is not int"]
+
+
+@pytest.mark.parametrize("command", ["status", "result", "list", "stats", "info"])
+def test_json_leaves_stdout_to_the_document(runner: CliRunner, command: str) -> None:
+    chain_id = runner.invoke(app, ["submit", "math_chain", "--numbers", "1", "2", "-q"]).stdout
+    args = [command, chain_id.strip()] if command in ("status", "result") else [command]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.stdout.count("\n") == 1  # one document, on one line
+    assert json.loads(result.stdout) is not None
+    assert result.stderr == ""
