@@ -15,7 +15,8 @@ MAX_STORE_RETRIES = 10
 
 
 def register(app: Celery) -> None:
-    @app.task(name=STEP_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+    # shared=False: the task belongs to this app only (tests build several apps in one process).
+    @app.task(name=STEP_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, shared=False)
     def run_step(self: Task, chain_id: str, index: int) -> None:
         from taskchain.engine import dispatch, runner
 

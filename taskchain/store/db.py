@@ -63,12 +63,21 @@ def _create(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         _sqlite_pragmas(engine, int(settings.store_timeout * 1000))
     try:
-        # Check-then-create as one writer: two first users must not deadlock on the upgrade.
-        SQLModel.metadata.create_all(engine.execution_options(**{_WRITE: True}))
+        if not _has_tables(engine):
+            # Check-then-create as one writer: two first users must not deadlock on the upgrade.
+            SQLModel.metadata.create_all(engine.execution_options(**{_WRITE: True}))
     except DBAPIError as exc:
         engine.dispose()
         raise StoreUnavailable(mask_url(url), _reason(exc)) from exc
     return engine
+
+
+def _has_tables(engine: Engine) -> bool:
+    """A plain read, so that an existing store opens even while another process writes."""
+    from sqlalchemy import inspect
+
+    existing = set(inspect(engine).get_table_names())
+    return all(name in existing for name in SQLModel.metadata.tables)
 
 
 def get_engine() -> Engine:
