@@ -1,0 +1,207 @@
+"""data_chain: clean, transform and analyze a CSV file, one step per operation, in any order.
+
+Steps pass file references, never data: each step reads the table named by the previous
+step's result (the first reads `data_input`), writes its output under the chain's folder
+`.taskchain/<chain id>/` in the workspace, and returns a small JSON result naming it:
+
+    clean      → N-clean.parquet      text trimmed; blank, incomplete, duplicate rows dropped
+    transform  → N-transform.parquet  snake_case unique names; typed columns
+    analyze    → N-analyze.json       the summary; the table it read passes on unchanged
+
+(N is the step's position, 1-based.) Tables between steps are Parquet files.
+
+Types (transform; analyze computes its statistics the same way). Values are trimmed and an
+empty one is null. A text column becomes the first of these that holds every value exactly:
+boolean (true/false, any case), integer (64-bit; no leading zero: 007 and 02134 stay
+text), float (finite decimals like 2.5, .5, 1e-3; no leading zero), date (YYYY-MM-DD),
+datetime (YYYY-MM-DD HH:MM:SS or with T, optional fraction, no time zone); else text.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from taskchain.chains import register
+from taskchain.chains.base import ChainType, StepContext, StepPlan
+from taskchain.errors import InvalidInput, StepError
+from taskchain.workspace import confine
+
+Step = Literal["clean", "transform", "analyze"]
+STEPS: tuple[Step, ...] = ("clean", "transform", "analyze")
+MAX_STEPS = 20
+#: Columns whose statistics a result carries; the summary file always has all of them.
+RESULT_COLUMNS = 100
+SNIFF_BYTES = 1024
+
+
+def _path(value: str) -> str:
+    if not value.strip() or "\x00" in value:
+        raise ValueError(f"{value!r} is not a usable path")
+    return value
+
+
+def _step_names(value: Any) -> Any:
+    """Names from a list or a comma-separated string, trimmed and lower-cased."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple):
+        return value
+    names = []
+    for item in value:
+        if not isinstance(item, str):
+            raise ValueError(f"a step is a name ({', '.join(STEPS)}), not {item!r}")
+        for name in (n.strip().lower() for n in item.split(",")):
+            if name and name not in STEPS:
+                raise ValueError(f"unknown step {name!r} (known: {', '.join(STEPS)})")
+            if name:
+                names.append(name)
+    if not names:
+        raise ValueError(f"give at least one step: {', '.join(STEPS)}")
+    return names
+
+
+class DataConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    data_input: Annotated[str, AfterValidator(_path)]
+    processing_steps: Annotated[list[Step], BeforeValidator(_step_names)] = Field(
+        default_factory=lambda: list(STEPS), min_length=1, max_length=MAX_STEPS
+    )
+
+
+@register
+class DataChain(ChainType):
+    name = "data_chain"
+    queue = "data"
+    summary = "clean, transform and analyze a CSV file; steps pass Parquet files, not data"
+    details = (
+        "data_chain: --input FILE.csv [--steps clean,transform,analyze]. One step per name, "
+        "in the order given (default: all three): clean trims text and drops blank, "
+        "incomplete (an empty cell) and duplicate rows; transform makes column names "
+        "snake_case and unique and types columns (boolean, integer, float, date, datetime, "
+        "text); analyze reports rows and, per column, count, nulls, distinct, and min, max, "
+        "mean, std of numbers. The CSV needs a header line and UTF-8 text; its path is "
+        "relative to the workspace. Each step writes its table under "
+        ".taskchain/<chain id>/ and its result names the file."
+    )
+    Config = DataConfig
+
+    @classmethod
+    def add_flags(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--input", dest="data_input", metavar="CSV")
+        parser.add_argument(
+            "--steps", dest="processing_steps", nargs="+", action="extend",
+            metavar="STEP[,STEP...]",
+        )  # fmt: skip
+
+    @classmethod
+    def check(cls, config: Any, workspace: Path) -> None:
+        try:
+            path = confine(workspace, config.data_input)
+        except InvalidInput as exc:
+            raise InvalidInput(f"data_chain: data_input: {exc}") from None
+        problem = sniff(path)
+        if problem:
+            raise InvalidInput(f"data_chain: data_input {config.data_input!r} {problem}")
+
+    @classmethod
+    def plan(cls, config: Any) -> list[StepPlan]:
+        return [StepPlan(name=step, params={"step": step}) for step in config.processing_steps]
+
+    @classmethod
+    def run_step(cls, config: Any, step: StepPlan, previous: Any, ctx: StepContext) -> Any:
+        from taskchain.chains import _data_ops as ops
+
+        name = step.params.get("step", step.name)
+        source = _source(config, previous, ctx)
+        root, folder = ctx.workspace.resolve(), ctx.chain_dir.resolve()
+        number = f"{ctx.index + 1}-{name}"
+        if name in ("clean", "transform"):
+            target = folder / f"{number}.parquet"
+            done = (ops.clean if name == "clean" else ops.transform)(source, target, ctx.report)
+            table = _rel(target, root)
+        elif name == "analyze":
+            target = folder / f"{number}.json"
+            summary = ops.analyze(source, target, ctx.report)
+            done = {
+                "rows": summary["rows"],
+                "columns": len(summary["columns"]),
+                "summary": _shortened(summary),
+            }
+            table = source.rel  # the data passes on unchanged
+        else:
+            raise StepError(f"unknown step {name!r}")
+        return {
+            "step": name,
+            "input": source.rel,
+            "file": _rel(target, root),
+            "table": table,
+        } | done
+
+
+def _source(config: DataConfig, previous: Any, ctx: StepContext) -> Any:
+    """The table this step reads: `data_input`, or the table the previous step passed on."""
+    from taskchain.chains._data_ops import Table
+
+    root = ctx.workspace.resolve()
+    if ctx.index == 0:
+        given = config.data_input
+    elif isinstance(previous, dict) and isinstance(previous.get("table"), str):
+        given = previous["table"]
+    else:
+        raise StepError("the previous step's result names no table")
+    try:
+        path = confine(root, given)
+    except InvalidInput as exc:  # a symlink changed since submit: a failed step, not bad input
+        raise StepError(str(exc)) from None
+    own = path.is_relative_to(ctx.chain_dir.resolve())
+    rel = _rel(path, root)
+    if own and not path.is_file():
+        raise StepError(f"{rel}, written by the previous step, is missing; run the chain again")
+    if not own:
+        problem = sniff(path)
+        if problem:
+            raise StepError(f"{rel} {problem}")
+    return Table(path=path, rel=rel, csv=not own)
+
+
+def sniff(path: Path) -> str | None:
+    """What makes `path` unusable as CSV text, judged from its first KB; None if nothing."""
+    try:
+        if path.is_dir():
+            return "is a folder, not a CSV file"
+        if not path.is_file():
+            return "is not a regular file" if path.exists() else "does not exist"
+        with path.open("rb") as file:
+            head = file.read(SNIFF_BYTES)
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+    if not head:
+        return "is empty"
+    if not head.removeprefix(b"\xef\xbb\xbf").strip() and len(head) < SNIFF_BYTES:
+        return "is empty (no header line)"
+    if b"\x00" in head:
+        return "looks binary (it has NUL bytes), not like CSV text"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not merely a character cut in two at the 1 KB mark
+            return f"is not UTF-8 text (byte 0x{head[exc.start]:02x} at offset {exc.start})"
+    return None
+
+
+def _rel(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _shortened(summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary, with at most RESULT_COLUMNS columns (the file has them all)."""
+    columns = summary["columns"]
+    if len(columns) <= RESULT_COLUMNS:
+        return summary
+    kept = dict(list(columns.items())[:RESULT_COLUMNS])
+    return {**summary, "columns": kept, "columns_omitted": len(columns) - RESULT_COLUMNS}

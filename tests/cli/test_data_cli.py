@@ -1,0 +1,169 @@
+"""data_chain end to end through the CLI in embedded mode: real CSV files, exit codes, JSON."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from taskchain.cli import app
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+ALL = ["clean", "transform", "analyze"]
+
+
+@pytest.fixture(autouse=True)
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store and the workspace of this test (conftest sets the same; said here for clarity)."""
+    (tmp_path / "ws").mkdir(exist_ok=True)
+    monkeypatch.setenv("TASKCHAIN_DATABASE_URL", f"sqlite:///{tmp_path / 't.db'}")
+    monkeypatch.setenv("TASKCHAIN_WORKSPACE", str(tmp_path / "ws"))
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    shutil.copy(EXAMPLES / "sales.csv", root / "sales.csv")
+    return root
+
+
+def invoke(runner: CliRunner, *args: str) -> Any:
+    return runner.invoke(app, list(args))
+
+
+def submit(runner: CliRunner, *args: str, code: int = 0) -> str:
+    result = invoke(runner, "submit", "data_chain", *args, "-q")
+    assert result.exit_code == code, result.output
+    return result.stdout.strip()
+
+
+def status(runner: CliRunner, chain_id: str) -> dict:
+    result = invoke(runner, "status", chain_id, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_submit_with_flags_runs_three_steps(runner: CliRunner, ws: Path) -> None:
+    result = invoke(
+        runner, "submit", "data_chain", "--input", "sales.csv", "--steps", "clean,transform,analyze",
+        "-q",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    chain_id = result.stdout.strip()
+    assert result.stdout == f"{chain_id}\n"
+    doc = status(runner, chain_id)
+    assert (doc["type"], doc["status"], doc["error"]) == ("data_chain", "COMPLETED", None)
+    assert doc["config"] == {"data_input": "sales.csv", "processing_steps": ALL}
+    assert [(s["index"], s["name"], s["queue"], s["status"]) for s in doc["steps"]] == [
+        (0, "clean", "data", "COMPLETED"),
+        (1, "transform", "data", "COMPLETED"),
+        (2, "analyze", "data", "COMPLETED"),
+    ]
+    folder = f".taskchain/{chain_id}"
+    clean, transform, analyze = (s["result"] for s in doc["steps"])
+    assert clean["file"] == f"{folder}/1-clean.parquet" and clean["rows"] == 17
+    assert clean["dropped"] == {"blank": 3, "incomplete": 3, "duplicate": 2}
+    assert transform["input"] == clean["table"]
+    assert analyze["input"] == transform["table"] == f"{folder}/2-transform.parquet"
+    assert doc["result"] == analyze
+    assert doc["result"]["summary"]["columns"]["quantity"]["max"] == 40
+    assert pl.read_parquet(ws / doc["result"]["table"]).height == 17
+    assert json.loads((ws / analyze["file"]).read_text()) == analyze["summary"]
+    summary = json.loads(invoke(runner, "result", chain_id, "--json").stdout)
+    assert summary["status"] == "COMPLETED" and summary["result"]["rows"] == 17
+
+
+def test_generic_config_and_space_separated_steps_build_the_same_chain(
+    runner: CliRunner, ws: Path
+) -> None:
+    by_config = submit(
+        runner, "--config", '{"data_input": "sales.csv", "processing_steps": ["clean","analyze"]}'
+    )
+    by_flags = submit(runner, "--input", "sales.csv", "--steps", "clean", "analyze")
+    one, two = status(runner, by_config), status(runner, by_flags)
+    expected = {"data_input": "sales.csv", "processing_steps": ["clean", "analyze"]}
+    assert one["config"] == two["config"] == expected
+    assert one["result"]["summary"] == two["result"]["summary"]
+    assert one["result"]["summary"]["columns"]["Unit Price"]["type"] == "float"
+
+
+def test_steps_default_to_clean_transform_analyze(runner: CliRunner, ws: Path) -> None:
+    doc = status(runner, submit(runner, "--input", "sales.csv"))
+    assert [s["name"] for s in doc["steps"]] == ALL
+    assert doc["status"] == "COMPLETED"
+
+
+def test_a_ragged_row_fails_the_chain_with_the_reason(runner: CliRunner, ws: Path) -> None:
+    (ws / "ragged.csv").write_text("a,b\n1,2\n3,4,5\n")
+    chain_id = submit(runner, "--input", "ragged.csv", "--steps", "clean,analyze", code=1)
+    doc = status(runner, chain_id)
+    assert doc["status"] == "FAILED"
+    reason = "ragged.csv: line 3 has 3 fields but the header has 2 (ragged rows)"
+    assert doc["error"] == f"step 1 (clean) failed: {reason}"
+    assert [s["status"] for s in doc["steps"]] == ["FAILED", "SKIPPED"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--input", "nope.csv"], "data_chain: data_input 'nope.csv' does not exist"),
+        (["--input", "empty.csv"], "data_chain: data_input 'empty.csv' is empty"),
+        (["--input", "binary.csv"], "data_chain: data_input 'binary.csv' looks binary"),
+        (["--input", "../outside.csv"], "path '../outside.csv' resolves outside the workspace"),
+        (["--input", "leak.csv"], "path 'leak.csv' resolves outside the workspace"),
+        (["--input", "sales.csv", "--steps", "clean,explode"], "unknown step 'explode'"),
+        (["--steps", "clean"], "data_input: Field required"),
+        (["--input", "sales.csv", "--numbers", "1"], "unexpected argument '--numbers'"),
+    ],
+)
+def test_bad_input_exits_2_and_records_nothing(
+    runner: CliRunner, ws: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    (ws / "empty.csv").write_bytes(b"")
+    (ws / "binary.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    (tmp_path / "outside.csv").write_text("a,b\n1,2\n")
+    (ws / "leak.csv").symlink_to(tmp_path / "outside.csv")
+    result = invoke(runner, "submit", "data_chain", *args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert json.loads(invoke(runner, "list", "--json").stdout) == []
+    assert not (ws / ".taskchain").exists()
+
+
+def test_submit_help_documents_data_flags(runner: CliRunner) -> None:
+    text = " ".join(invoke(runner, "submit", "--help").stdout.split())
+    assert "data_chain: --input FILE.csv [--steps clean,transform,analyze]" in text
+
+
+def test_example_json_runs(runner: CliRunner, ws: Path) -> None:
+    (ws / "examples").mkdir()
+    shutil.copy(EXAMPLES / "sales.csv", ws / "examples" / "sales.csv")
+    chain_id = submit(runner, "--config-file", str(EXAMPLES / "data_chain.json"))
+    doc = status(runner, chain_id)
+    assert doc["status"] == "COMPLETED", doc["error"]
+    assert [s["name"] for s in doc["steps"]] == ALL
+    assert doc["result"]["input"] == f".taskchain/{chain_id}/2-transform.parquet"
+    assert doc["result"]["summary"]["columns"]["unit_price"]["min"] == 4.25
+
+
+def test_example_yaml_runs(runner: CliRunner, ws: Path) -> None:
+    (ws / "examples").mkdir()
+    shutil.copy(EXAMPLES / "sales.csv", ws / "examples" / "sales.csv")
+    chain_id = submit(runner, "--config-file", str(EXAMPLES / "data_chain.yaml"))
+    doc = status(runner, chain_id)
+    assert doc["status"] == "COMPLETED", doc["error"]
+    assert [s["name"] for s in doc["steps"]] == ["analyze", "clean", "transform", "analyze"]
+    assert [s["result"]["rows"] for s in doc["steps"]] == [25, 17, 17, 17]
+    assert doc["steps"][0]["result"]["input"] == "examples/sales.csv"
+    assert doc["result"]["summary"]["columns"]["returned"] == {
+        "type": "boolean",
+        "count": 17,
+        "nulls": 0,
+        "distinct": 2,
+    }

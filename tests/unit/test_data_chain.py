@@ -1,0 +1,570 @@
+"""data_chain on real files: config and flags, every refusal, and the values each step writes.
+
+Expected values are computed here independently of polars, with the csv and statistics
+modules, from the same files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from taskchain.chains import StepContext, get_type
+from taskchain.chains.data import RESULT_COLUMNS
+from taskchain.cli.config_input import parse_type_flags
+from taskchain.errors import InvalidInput, StepError
+
+DATA = get_type("data_chain")
+SALES = Path(__file__).resolve().parents[2] / "examples" / "sales.csv"
+HEADER = "Order ID,Order Date,Region,Product,Quantity,Unit Price,Customer,Returned"
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    root.mkdir(exist_ok=True)
+    shutil.copy(SALES, root / "sales.csv")
+    return root
+
+
+def checked(ws: Path, data_input: str, *steps: str) -> Any:
+    config = DATA.parse({"data_input": data_input, "processing_steps": list(steps)})
+    DATA.check(config, ws)
+    return config
+
+
+def run(ws: Path, data_input: str, *steps: str, chain_id: str = "c1") -> list[dict[str, Any]]:
+    """Every step of the chain in order, as the runner calls them; the results."""
+    config = checked(ws, data_input, *steps)
+    plan = DATA.plan(config)
+    results: list[dict[str, Any]] = []
+    for index, step in enumerate(plan):
+        previous = results[-1] if results else None
+        ctx = StepContext(chain_id=chain_id, index=index, step_count=len(plan), workspace=ws)
+        result = DATA.run_step(config, step, previous, ctx)
+        assert json.loads(json.dumps(result)) == result  # what the store keeps
+        results.append(result)
+    return results
+
+
+def table(ws: Path, result: dict[str, Any]) -> pl.DataFrame:
+    return pl.read_parquet(ws / result["table"])
+
+
+def refused(ws: Path, data_input: str, *steps: str) -> str:
+    with pytest.raises(InvalidInput) as info:
+        checked(ws, data_input, *(steps or ("clean",)))
+    return str(info.value)
+
+
+def failed(ws: Path, data_input: str, *steps: str, config: Any = None) -> str:
+    config = config or DATA.parse({"data_input": data_input, "processing_steps": list(steps)})
+    ctx = StepContext(chain_id="c1", index=0, step_count=1, workspace=ws)
+    with pytest.raises(StepError) as info:
+        DATA.run_step(config, DATA.plan(config)[0], None, ctx)
+    return str(info.value)
+
+
+def reference_clean(path: Path) -> tuple[list[tuple[str, ...]], dict[str, int]]:
+    """What clean should keep, by the csv module: short rows padded with empty cells."""
+    with path.open(newline="", encoding="utf-8-sig") as file:
+        header, *body = list(csv.reader(file))
+    kept: list[tuple[str, ...]] = []
+    dropped = {"blank": 0, "incomplete": 0, "duplicate": 0}
+    for raw in body:
+        cells = tuple(c.strip() for c in raw) + ("",) * (len(header) - len(raw))
+        if not any(cells):
+            dropped["blank"] += 1
+        elif not all(cells):
+            dropped["incomplete"] += 1
+        elif cells in kept:
+            dropped["duplicate"] += 1
+        else:
+            kept.append(cells)
+    return kept, dropped
+
+
+# --- config, flags, plan -------------------------------------------------------------------
+
+
+def test_steps_from_a_list_a_comma_string_or_both() -> None:
+    assert DATA.parse(
+        {"data_input": "a.csv", "processing_steps": "Clean, analyze"}
+    ).processing_steps == ["clean", "analyze"]
+    assert DATA.parse(
+        {"data_input": "a.csv", "processing_steps": ["transform,clean", "analyze"]}
+    ).processing_steps == ["transform", "clean", "analyze"]
+
+
+def test_steps_default_to_all_three_and_may_repeat() -> None:
+    assert DATA.parse({"data_input": "a.csv"}).processing_steps == [
+        "clean",
+        "transform",
+        "analyze",
+    ]
+    config = DATA.parse(
+        {"data_input": "a.csv", "processing_steps": ["analyze", "clean", "analyze"]}
+    )
+    assert [(s.name, s.params) for s in DATA.plan(config)] == [
+        ("analyze", {"step": "analyze"}),
+        ("clean", {"step": "clean"}),
+        ("analyze", {"step": "analyze"}),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            {"data_input": "a.csv", "processing_steps": ["clean", "explode"]},
+            "unknown step 'explode'",
+        ),
+        ({"data_input": "a.csv", "processing_steps": []}, "give at least one step"),
+        ({"data_input": "a.csv", "processing_steps": " , "}, "give at least one step"),
+        ({"data_input": "a.csv", "processing_steps": [1]}, "a step is a name"),
+        ({"data_input": "a.csv", "processing_steps": ["clean"] * 21}, "at most 20 items"),
+        ({"processing_steps": ["clean"]}, "data_input: Field required"),
+        ({"data_input": "  ", "processing_steps": ["clean"]}, "not a usable path"),
+        ({"data_input": "a.csv", "steps": ["clean"]}, "steps: Extra inputs are not permitted"),
+    ],
+)
+def test_bad_configs_are_refused_with_the_reason(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        DATA.parse(config)
+    assert message in str(info.value)
+    assert str(info.value).startswith("data_chain config: ")
+
+
+def test_flags_build_the_same_config() -> None:
+    raw = parse_type_flags(DATA, ["--input", "s.csv", "--steps", "clean,transform", "analyze"])
+    assert raw == {"data_input": "s.csv", "processing_steps": ["clean,transform", "analyze"]}
+    assert DATA.parse(raw).model_dump() == {
+        "data_input": "s.csv",
+        "processing_steps": ["clean", "transform", "analyze"],
+    }
+    again = parse_type_flags(DATA, ["--steps", "analyze", "--input", "s.csv", "--steps", "clean"])
+    assert DATA.parse(again).processing_steps == ["analyze", "clean"]
+    with pytest.raises(InvalidInput, match="unexpected argument '--numbers'"):
+        parse_type_flags(DATA, ["--input", "s.csv", "--numbers", "1"])
+
+
+def test_loading_the_chain_types_does_not_import_polars() -> None:
+    code = (
+        "import sys; from taskchain.chains import all_types; all_types(plugins=False); "
+        "import taskchain.chains.data; print('polars' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
+# --- refusals at submit ---------------------------------------------------------------------
+
+
+def test_a_good_csv_passes_check_by_relative_absolute_or_internal_link(ws: Path) -> None:
+    checked(ws, "sales.csv", "clean")
+    checked(ws, str(ws / "sales.csv"), "clean")
+    (ws / "link.csv").symlink_to(ws / "sales.csv")
+    checked(ws, "link.csv", "clean")
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "message"),
+    [
+        ("missing.csv", None, "'missing.csv' does not exist"),
+        ("empty.csv", b"", "'empty.csv' is empty"),
+        ("blank.csv", b"\n \r\n\t\n", "'blank.csv' is empty (no header line)"),
+        ("binary.csv", bytes(range(256)) * 8, "'binary.csv' looks binary"),
+        ("latin1.csv", "name,city\nJosé,Málaga\n".encode("latin-1"), "is not UTF-8 text"),
+    ],
+)
+def test_unusable_files_are_refused_at_submit(
+    ws: Path, name: str, make: bytes | None, message: str
+) -> None:
+    if make is not None:
+        (ws / name).write_bytes(make)
+    assert message in refused(ws, name)
+
+
+def test_a_folder_is_refused(ws: Path) -> None:
+    (ws / "data").mkdir()
+    assert refused(ws, "data") == "data_chain: data_input 'data' is a folder, not a CSV file"
+
+
+@pytest.mark.parametrize("path", ["../outside.csv", "sub/../../outside.csv"])
+def test_a_path_escaping_with_dotdot_is_refused(ws: Path, path: str) -> None:
+    (ws.parent / "outside.csv").write_text("a,b\n1,2\n")
+    assert f"path {path!r} resolves outside the workspace" in refused(ws, path)
+
+
+def test_an_absolute_path_elsewhere_is_refused(ws: Path) -> None:
+    outside = ws.parent / "outside.csv"
+    outside.write_text("a,b\n1,2\n")
+    assert "resolves outside the workspace" in refused(ws, str(outside))
+
+
+def test_a_symlink_pointing_out_is_refused(ws: Path) -> None:
+    (ws.parent / "outside.csv").write_text("a,b\n1,2\n")
+    (ws / "leak.csv").symlink_to(ws.parent / "outside.csv")
+    (ws / "door").symlink_to(ws.parent)
+    assert "path 'leak.csv' resolves outside" in refused(ws, "leak.csv")
+    assert "path 'door/outside.csv' resolves outside" in refused(ws, "door/outside.csv")
+
+
+# --- refusals only visible at run time ------------------------------------------------------
+
+
+def test_a_ragged_row_fails_the_step_naming_the_line(ws: Path) -> None:
+    (ws / "ragged.csv").write_text("a,b,c\n1,2,3\n4,5,6\n7,8,9,10\n")
+    message = failed(ws, "ragged.csv", "clean")
+    assert message == "ragged.csv: line 4 has 4 fields but the header has 3 (ragged rows)"
+
+
+def test_bad_encoding_after_the_first_kb_fails_the_step(ws: Path) -> None:
+    body = "".join(f"{i},name {i}\n" for i in range(200))  # > 1 KB of good UTF-8 first
+    (ws / "mixed.csv").write_bytes(b"id,name\n" + body.encode() + b"201,Jos\xe9\n")
+    checked(ws, "mixed.csv", "analyze")  # the sniff sees only the start
+    message = failed(ws, "mixed.csv", "analyze")
+    assert message == "mixed.csv is not UTF-8 text: byte 0xe9 on line 202 (save it as UTF-8)"
+
+
+def test_a_file_that_vanished_after_submit_fails_the_step(ws: Path) -> None:
+    config = checked(ws, "sales.csv", "clean")
+    (ws / "sales.csv").unlink()
+    assert failed(ws, "sales.csv", config=config) == "sales.csv does not exist"
+
+
+def test_a_symlink_turned_outward_after_submit_fails_the_step(ws: Path) -> None:
+    (ws.parent / "outside.csv").write_text("a,b\n1,2\n")
+    (ws / "link.csv").symlink_to(ws / "sales.csv")
+    config = checked(ws, "link.csv", "clean")
+    (ws / "link.csv").unlink()
+    (ws / "link.csv").symlink_to(ws.parent / "outside.csv")
+    assert "path 'link.csv' resolves outside the workspace" in failed(ws, "", config=config)
+    assert not (ws / ".taskchain").exists()
+
+
+def test_an_unterminated_quote_fails_the_step(ws: Path) -> None:
+    (ws / "quote.csv").write_text('a,b\n"open,1\n2,3\n')
+    assert failed(ws, "quote.csv", "clean").startswith("quote.csv: cannot read it as CSV: ")
+
+
+def test_a_missing_table_from_the_previous_step_fails_the_step(ws: Path) -> None:
+    first = run(ws, "sales.csv", "clean")[0]
+    (ws / first["table"]).unlink()
+    config = DATA.parse({"data_input": "sales.csv", "processing_steps": ["clean", "analyze"]})
+    ctx = StepContext(chain_id="c1", index=1, step_count=2, workspace=ws)
+    with pytest.raises(StepError, match="written by the previous step, is missing"):
+        DATA.run_step(config, DATA.plan(config)[1], first, ctx)
+
+
+def test_a_failed_step_leaves_no_file_behind(ws: Path) -> None:
+    (ws / "ragged.csv").write_text("a,b\n1,2\n3,4,5\n")
+    failed(ws, "ragged.csv", "clean")
+    assert list((ws / ".taskchain" / "c1").iterdir()) == []
+
+
+# --- clean ----------------------------------------------------------------------------------
+
+
+def test_clean_drops_blank_incomplete_and_duplicate_rows(ws: Path) -> None:
+    kept, dropped = reference_clean(SALES)
+    result = run(ws, "sales.csv", "clean")[0]
+    assert result == {
+        "step": "clean",
+        "input": "sales.csv",
+        "file": ".taskchain/c1/1-clean.parquet",
+        "table": ".taskchain/c1/1-clean.parquet",
+        "rows": len(kept),
+        "columns": 8,
+        "rows_in": 25,
+        "dropped": dropped,
+    }
+    assert (len(kept), dropped) == (17, {"blank": 3, "incomplete": 3, "duplicate": 2})
+    out = table(ws, result)
+    assert out.columns == HEADER.split(",")
+    assert out.rows() == kept  # trimmed text, first occurrences, in file order
+    assert out.schema["Quantity"] == pl.String  # clean changes no type
+
+
+def test_clean_trims_whitespace_and_treats_it_as_empty(ws: Path) -> None:
+    (ws / "pad.csv").write_text("  name , qty\n  Ann  ,  1\n Bob,\t2\t\n   ,3\nAnn,1 \n")
+    result = run(ws, "pad.csv", "clean")[0]
+    assert table(ws, result).to_dict(as_series=False) == {"name": ["Ann", "Bob"], "qty": ["1", "2"]}
+    assert result["dropped"] == {"blank": 0, "incomplete": 1, "duplicate": 1}
+
+
+def test_clean_keeps_quoted_commas_and_newlines(ws: Path) -> None:
+    (ws / "q.csv").write_text('a,b\n"x, y",1\n"two\nlines",2\n"x, y",1\n')
+    result = run(ws, "q.csv", "clean")[0]
+    assert table(ws, result).rows() == [("x, y", "1"), ("two\nlines", "2")]
+    assert result["rows_in"] == 3
+
+
+def test_clean_of_a_header_only_file_writes_an_empty_table(ws: Path) -> None:
+    (ws / "h.csv").write_text("a,b\n")
+    result = run(ws, "h.csv", "clean")[0]
+    assert (result["rows"], result["rows_in"], result["columns"]) == (0, 0, 2)
+    assert table(ws, result).columns == ["a", "b"]
+
+
+def test_a_repeated_or_empty_header_name_gets_a_unique_name(ws: Path) -> None:
+    (ws / "n.csv").write_text("a,a, ,b\n1,2,3,4\n")
+    assert table(ws, run(ws, "n.csv", "clean")[0]).columns == ["a", "a_2", "column_3", "b"]
+
+
+def test_many_duplicates_in_a_big_file(ws: Path) -> None:
+    lines = [f"{i % 1000},{i % 7}" for i in range(30_000)]
+    (ws / "dup.csv").write_text("k,v\n" + "\n".join(lines) + "\n")
+    result = run(ws, "dup.csv", "clean")[0]
+    expected = list(dict.fromkeys(tuple(line.split(",")) for line in lines))
+    assert result["rows"] == len(expected) == 7000
+    assert result["dropped"]["duplicate"] == 23_000
+    assert table(ws, result).rows() == expected
+
+
+# --- transform ------------------------------------------------------------------------------
+
+
+def test_transform_names_and_types_the_sales_table(ws: Path) -> None:
+    kept, _ = reference_clean(SALES)
+    result = run(ws, "sales.csv", "clean", "transform")[1]
+    assert result["renamed"] == {
+        "Order ID": "order_id",
+        "Order Date": "order_date",
+        "Region": "region",
+        "Product": "product",
+        "Quantity": "quantity",
+        "Unit Price": "unit_price",
+        "Customer": "customer",
+        "Returned": "returned",
+    }
+    assert result["types"] == {
+        "order_id": "integer",
+        "order_date": "date",
+        "region": "text",
+        "product": "text",
+        "quantity": "integer",
+        "unit_price": "float",
+        "customer": "text",
+        "returned": "boolean",
+    }
+    assert (result["file"], result["rows"], result["columns"]) == (
+        ".taskchain/c1/2-transform.parquet",
+        17,
+        8,
+    )
+    out = table(ws, result)
+    assert out["order_id"].to_list() == [int(r[0]) for r in kept]
+    assert out["order_date"].to_list() == [date.fromisoformat(r[1]) for r in kept]
+    assert out["quantity"].to_list() == [int(r[4]) for r in kept]
+    assert out["unit_price"].to_list() == [float(r[5]) for r in kept]
+    assert out["returned"].to_list() == [r[7].lower() == "true" for r in kept]
+
+
+@pytest.mark.parametrize(
+    ("values", "kind", "dtype", "typed"),
+    [
+        (["true", "FALSE", "True", ""], "boolean", pl.Boolean, [True, False, True, None]),
+        (["1", "-20", "+3", "0", ""], "integer", pl.Int64, [1, -20, 3, 0, None]),
+        (["1", "2.5", ".5", "1e3", "-0.25"], "float", pl.Float64, [1.0, 2.5, 0.5, 1000.0, -0.25]),
+        (["2024-01-05", "2023-12-31"], "date", pl.Date, [date(2024, 1, 5), date(2023, 12, 31)]),
+        (
+            ["2024-01-05 10:30:00", "2024-01-06T08:00:00.5"],
+            "datetime",
+            pl.Datetime("us"),
+            [datetime(2024, 1, 5, 10, 30), datetime(2024, 1, 6, 8, 0, 0, 500000)],
+        ),
+        (["007", "010", "123"], "text", pl.String, ["007", "010", "123"]),  # codes keep zeros
+        (["1.5", "NaN"], "text", pl.String, ["1.5", "NaN"]),  # not a finite number
+        (["2024-02-30", "2024-03-01"], "text", pl.String, ["2024-02-30", "2024-03-01"]),
+        (["1", "yes"], "text", pl.String, ["1", "yes"]),
+        (["", " "], "text", pl.String, [None, None]),  # nothing to type: text, all null
+    ],
+)
+def test_transform_type_rules(
+    ws: Path, values: list[str], kind: str, dtype: Any, typed: list[Any]
+) -> None:
+    (ws / "t.csv").write_text("Value\n" + "\n".join(f" {v} " for v in values) + "\n")
+    result = run(ws, "t.csv", "transform")[0]
+    assert result["types"] == {"value": kind}
+    out = table(ws, result)
+    assert out.schema["value"] == dtype
+    assert out["value"].to_list() == typed
+
+
+def test_a_column_that_breaks_its_sampled_type_is_typed_from_every_value(ws: Path) -> None:
+    rows = [f"{i},{i},{i}" for i in range(12_000)] + ["2.5,x,7"]  # past the 10,000-row sample
+    (ws / "late.csv").write_text("n,m,k\n" + "\n".join(rows) + "\n")
+    result = run(ws, "late.csv", "transform")[0]
+    assert result["types"] == {"n": "float", "m": "text", "k": "integer"}
+    out = table(ws, result)
+    assert out["n"][-1] == 2.5 and out["m"][-1] == "x" and out["k"].sum() == sum(range(12_000)) + 7
+
+
+def test_column_names_become_unique_snake_case(ws: Path) -> None:
+    (ws / "n.csv").write_text(
+        "Order ID,orderId,unitPrice,HTTPStatus,Café (€),%,order_id\n" + "1," * 6 + "1\n"
+    )
+    result = run(ws, "n.csv", "transform")[0]
+    assert table(ws, result).columns == [
+        "order_id", "order_id_2", "unit_price", "http_status", "cafe", "column_6", "order_id_3",
+    ]  # fmt: skip
+
+
+def test_transform_twice_changes_nothing_more(ws: Path) -> None:
+    first, second = run(ws, "sales.csv", "transform", "transform")
+    assert second["renamed"] == {} and second["types"] == first["types"]
+    assert table(ws, first).equals(table(ws, second))
+
+
+# --- analyze --------------------------------------------------------------------------------
+
+
+def numeric(values: list[float]) -> dict[str, Any]:
+    return {
+        "min": min(values),
+        "max": max(values),
+        "mean": pytest.approx(statistics.mean(values)),
+        "std": pytest.approx(statistics.stdev(values)),
+    }
+
+
+def test_analyze_reports_statistics_computed_independently(ws: Path) -> None:
+    kept, _ = reference_clean(SALES)
+    results = run(ws, "sales.csv", "clean", "transform", "analyze")
+    result = results[2]
+    assert result["file"] == ".taskchain/c1/3-analyze.json"
+    assert result["table"] == result["input"] == results[1]["table"]  # passed on unchanged
+    assert (result["rows"], result["columns"]) == (17, 8)
+    summary = result["summary"]
+    assert summary["rows"] == 17
+    columns = summary["columns"]
+    typed = {"order_id": int, "quantity": int, "unit_price": float, "returned": str.lower}
+    for i, name in enumerate(columns):
+        values = [typed.get(name, str)(r[i]) for r in kept]
+        assert columns[name]["count"] == 17
+        assert columns[name]["nulls"] == 0
+        assert columns[name]["distinct"] == len(set(values))
+    assert columns["quantity"] == {
+        "type": "integer", "count": 17, "nulls": 0, "distinct": 14,
+        **numeric([int(r[4]) for r in kept]),
+    }  # fmt: skip
+    assert columns["unit_price"] == {
+        "type": "float", "count": 17, "nulls": 0, "distinct": 7,
+        **numeric([float(r[5]) for r in kept]),
+    }  # fmt: skip
+    assert columns["order_date"] == {
+        "type": "date", "count": 17, "nulls": 0, "distinct": 14,
+        "min": "2024-01-03", "max": "2024-01-20",
+    }  # fmt: skip
+    assert columns["region"] == {"type": "text", "count": 17, "nulls": 0, "distinct": 5}
+    assert columns["returned"] == {"type": "boolean", "count": 17, "nulls": 0, "distinct": 2}
+    assert json.loads((ws / result["file"]).read_text()) == summary
+
+
+def test_analyze_of_the_raw_csv_types_values_and_counts_nulls(ws: Path) -> None:
+    result = run(ws, "sales.csv", "analyze")[0]
+    assert (result["input"], result["table"], result["rows"]) == ("sales.csv", "sales.csv", 25)
+    with SALES.open(newline="") as file:
+        body = list(csv.reader(file))[1:]
+    prices = [r[5].strip() if len(r) > 5 else "" for r in body]
+    present = [float(p) for p in prices if p]
+    assert result["summary"]["columns"]["Unit Price"] == {
+        "type": "float",
+        "count": len(present),
+        "nulls": 25 - len(present),
+        "distinct": len(set(present)),
+        **numeric(present),
+    }
+    regions = {r[2].strip() for r in body if len(r) > 2 and r[2].strip()}
+    assert result["summary"]["columns"]["Region"]["distinct"] == len(regions) == 5
+
+
+def test_analyze_of_a_header_only_file(ws: Path) -> None:
+    (ws / "h.csv").write_text("a,b\n")
+    assert run(ws, "h.csv", "analyze")[0]["summary"] == {
+        "rows": 0,
+        "columns": {
+            "a": {"type": "text", "count": 0, "nulls": 0, "distinct": 0},
+            "b": {"type": "text", "count": 0, "nulls": 0, "distinct": 0},
+        },
+    }
+
+
+def test_a_wide_summary_is_shortened_in_the_result_not_in_the_file(ws: Path) -> None:
+    width = RESULT_COLUMNS + 5
+    header = ",".join(f"c{i}" for i in range(width))
+    (ws / "wide.csv").write_text(header + "\n" + ",".join(["1"] * width) + "\n")
+    result = run(ws, "wide.csv", "analyze")[0]
+    assert len(result["summary"]["columns"]) == RESULT_COLUMNS
+    assert result["summary"]["columns_omitted"] == 5
+    assert result["columns"] == width
+    assert len(json.loads((ws / result["file"]).read_text())["columns"]) == width
+
+
+# --- chains of steps, files, idempotency ----------------------------------------------------
+
+
+def test_steps_in_any_order_pass_files_not_data(ws: Path) -> None:
+    results = run(ws, "sales.csv", "analyze", "clean", "analyze", "transform", "analyze")
+    assert [r["file"] for r in results] == [
+        ".taskchain/c1/1-analyze.json",
+        ".taskchain/c1/2-clean.parquet",
+        ".taskchain/c1/3-analyze.json",
+        ".taskchain/c1/4-transform.parquet",
+        ".taskchain/c1/5-analyze.json",
+    ]
+    assert [r["input"] for r in results] == [
+        "sales.csv",
+        "sales.csv",
+        ".taskchain/c1/2-clean.parquet",
+        ".taskchain/c1/2-clean.parquet",
+        ".taskchain/c1/4-transform.parquet",
+    ]
+    assert [r["rows"] for r in results] == [25, 17, 17, 17, 17]
+    assert results[2]["summary"]["columns"]["Unit Price"]["type"] == "float"
+    assert all(len(json.dumps(r)) < 4000 for r in results)
+    assert sorted(p.name for p in (ws / ".taskchain" / "c1").iterdir()) == [
+        "1-analyze.json", "2-clean.parquet", "3-analyze.json",
+        "4-transform.parquet", "5-analyze.json",
+    ]  # fmt: skip
+
+
+def test_running_a_step_again_writes_the_same_file(ws: Path) -> None:
+    first = run(ws, "sales.csv", "clean", "transform", "analyze")
+    files = {p.name: p.read_bytes() for p in (ws / ".taskchain" / "c1").iterdir()}
+    again = run(ws, "sales.csv", "clean", "transform", "analyze")
+    assert again == first
+    assert {p.name: p.read_bytes() for p in (ws / ".taskchain" / "c1").iterdir()} == files
+
+
+def test_steps_report_progress(ws: Path) -> None:
+    config = checked(ws, "sales.csv", "clean")
+    messages: list[str] = []
+    ctx = StepContext(chain_id="c1", index=0, step_count=1, workspace=ws, report=messages.append)
+    DATA.run_step(config, DATA.plan(config)[0], None, ctx)
+    size = f"{SALES.stat().st_size / 1024:.1f} KB"
+    assert messages == [
+        f"cleaning sales.csv ({size})",
+        "dropping 2 duplicate rows",
+        "wrote 17 rows",
+    ]
+
+
+def test_nothing_is_written_outside_the_chain_folder(ws: Path) -> None:
+    before = {p for p in ws.parent.rglob("*")}
+    run(ws, "sales.csv", "clean", "transform", "analyze", chain_id="abc")
+    new = {p for p in ws.parent.rglob("*")} - before
+    assert new and all(p.is_relative_to(ws / ".taskchain") for p in new)
+    assert os.listdir(ws / ".taskchain") == ["abc"]
