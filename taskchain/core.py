@@ -88,7 +88,21 @@ def delete(refs: Sequence[str]) -> list[str]:
             cancel(chain_id, reason="cancelled by delete")
     with session(write=True) as s:
         queries.delete_chains(session=s, chain_ids=ids)
+    for chain_id in ids:
+        _remove_chain_files(chain_id)
     return ids
+
+
+def _remove_chain_files(chain_id: str) -> None:
+    """The chain's own folder in the workspace (tables its steps wrote), if it has one."""
+    import shutil
+
+    from taskchain.settings import get_settings
+
+    root = get_settings().workspace.resolve()
+    folder = root / ".taskchain" / chain_id
+    if folder.is_dir() and not folder.is_symlink() and folder.resolve().is_relative_to(root):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def exit_code(status: Status) -> int:

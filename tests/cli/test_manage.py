@@ -85,3 +85,15 @@ def test_delete_of_a_running_chain_cancels_it_first(runner: CliRunner) -> None:
     result = runner.invoke(app, ["delete", chain_id, "--yes"])
     assert result.exit_code == 0
     assert json.loads(runner.invoke(app, ["list", "--json"]).stdout) == []
+
+
+def test_delete_removes_the_chains_files_in_the_workspace(runner: CliRunner, workspace) -> None:  # type: ignore[no-untyped-def]
+    (workspace / "t.csv").write_text("a,b\n1,2\n3,4\n")
+    chain_id = runner.invoke(
+        app, ["submit", "data_chain", "--input", "t.csv", "--steps", "clean", "-q"]
+    ).stdout.strip()
+    folder = workspace / ".taskchain" / chain_id
+    assert folder.is_dir() and any(folder.iterdir())
+    assert runner.invoke(app, ["delete", chain_id, "--yes"]).exit_code == 0
+    assert not folder.exists()
+    assert (workspace / "t.csv").exists()
