@@ -70,6 +70,30 @@ def _global(
     task_time_limit: Annotated[
         int | None, typer.Option(help="Seconds a step may run [env TASKCHAIN_TASK_TIME_LIMIT].")
     ] = None,
+    step_lease: Annotated[
+        int | None,
+        typer.Option(help="Seconds a step's claim lasts unrenewed [env TASKCHAIN_STEP_LEASE]."),
+    ] = None,
+    redispatch_after: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds before a queued step is re-sent [env TASKCHAIN_REDISPATCH_AFTER]."
+        ),
+    ] = None,
+    broker_timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds to reach the broker [env TASKCHAIN_BROKER_TIMEOUT]."),
+    ] = None,
+    store_timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds to wait for a locked store [env TASKCHAIN_STORE_TIMEOUT]."),
+    ] = None,
+    plugins: Annotated[
+        str | None,
+        typer.Option(
+            help="Modules with extra chain types, comma-separated [env TASKCHAIN_PLUGINS]."
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -84,6 +108,11 @@ def _global(
         database_url=database_url,
         workspace=workspace,
         task_time_limit=task_time_limit,
+        step_lease=step_lease,
+        redispatch_after=redispatch_after,
+        broker_timeout=broker_timeout,
+        store_timeout=store_timeout,
+        plugins=plugins,
     )
 
 

@@ -19,6 +19,10 @@ def report(settings: Settings) -> dict[str, Any]:
         "workspace": str(settings.workspace),
         "task_time_limit": settings.task_time_limit,
         "step_lease": settings.step_lease,
+        "redispatch_after": settings.redispatch_after,
+        "broker_timeout": settings.broker_timeout,
+        "store_timeout": settings.store_timeout,
+        "plugins": settings.plugins or None,
         "store": _store_state(),
     }
     if settings.embedded:

@@ -344,3 +344,25 @@ def test_bad_input_is_one_line_exit_2_and_records_nothing(
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert listed(runner) == []
+
+
+def test_every_setting_is_also_a_global_option(runner: CliRunner, tmp_path: Path) -> None:
+    result = invoke(
+        runner, "--workspace", str(tmp_path), "--task-time-limit", "60", "--step-lease", "7",
+        "--broker-timeout", "1.5", "--store-timeout", "2", "--redispatch-after", "30",
+        "--plugins", "tests.support.chains", "info", "--json",
+    )  # fmt: skip
+    doc = json.loads(result.stdout)
+    assert (doc["workspace"], doc["task_time_limit"], doc["step_lease"]) == (str(tmp_path), 60, 7)
+    probe = invoke(
+        runner,
+        "--plugins",
+        "tests.support.chains",
+        "submit",
+        "probe_chain",
+        "--config",
+        '{"steps": [{}, {}]}',
+        "-q",
+    )
+    assert probe.exit_code == 0, probe.output
+    assert invoke(runner, "result", probe.stdout.strip()).stdout == "2\n"
