@@ -13,7 +13,7 @@ __all__ = ["ChainType", "StepContext", "StepPlan", "all_types", "get_type", "reg
 
 _registry: dict[str, type[ChainType]] = {}
 _builtin_loaded = False
-_plugins_loaded = False
+_plugins_loaded: set[str] = set()
 T = TypeVar("T", bound=type[ChainType])
 
 
@@ -33,17 +33,16 @@ def _load_builtin() -> None:
 
 def _load_plugins() -> None:
     """Modules named in TASKCHAIN_PLUGINS, for chain types that live outside this package."""
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
     from taskchain.settings import get_settings
 
     for name in filter(None, (p.strip() for p in get_settings().plugins.split(","))):
+        if name in _plugins_loaded:
+            continue
         try:
             importlib.import_module(name)
         except ImportError as exc:
             raise InvalidInput(f"TASKCHAIN_PLUGINS: cannot import {name!r}: {exc}") from exc
-    _plugins_loaded = True
+        _plugins_loaded.add(name)
 
 
 def all_types(*, plugins: bool = True) -> dict[str, type[ChainType]]:
