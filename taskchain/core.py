@@ -68,13 +68,13 @@ def cancel(chain_id: str, *, reason: str = "cancelled by user", terminate: bool 
     """Mark a chain CANCELLED so no further step starts, and revoke its queued steps."""
     with session(write=True) as s:
         view = queries.get_chain(session=s, chain_id=chain_id)
+        # Read before the UPDATE: it refreshes these very objects to their new statuses.
+        unfinished = [step.task_id for step in view.steps if not step.status.finished]
         cancelled = transitions.cancel_chain(session=s, chain_id=chain_id, reason=reason)
     if cancelled:
         from taskchain.engine.control import revoke
 
-        revoke(
-            [step.task_id for step in view.steps if not step.status.finished], terminate=terminate
-        )
+        revoke(unfinished, terminate=terminate)
     return cancelled
 
 
