@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from taskchain.settings import Settings, get_settings
 
@@ -27,8 +27,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_serializer": "json",
         "accept_content": ["json"],
         "result_accept_content": ["json"],
-        "task_queues": [Queue(name) for name in QUEUES],
+        # Each queue its own direct exchange and routing key: left unset, Celery binds them
+        # all to the default exchange and key, and every message lands in every queue.
+        "task_queues": [
+            Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES
+        ],
         "task_default_queue": "celery",
+        "task_default_exchange": "celery",
+        "task_default_routing_key": "celery",
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
