@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from taskchain.cli import app
+from tests.support.cli import invoke, status, submit_quiet
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ALL = ["clean", "transform", "analyze"]
@@ -32,20 +31,8 @@ def ws(tmp_path: Path) -> Path:
     return root
 
 
-def invoke(runner: CliRunner, *args: str) -> Any:
-    return runner.invoke(app, list(args))
-
-
 def submit(runner: CliRunner, *args: str, code: int = 0) -> str:
-    result = invoke(runner, "submit", "data_chain", *args, "-q")
-    assert result.exit_code == code, result.output
-    return result.stdout.strip()
-
-
-def status(runner: CliRunner, chain_id: str) -> dict:
-    result = invoke(runner, "status", chain_id, "--json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return submit_quiet(runner, "data_chain", *args, code=code)
 
 
 def test_submit_with_flags_runs_three_steps(runner: CliRunner, ws: Path) -> None:

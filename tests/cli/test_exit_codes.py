@@ -19,6 +19,7 @@ from taskchain.errors import StoreUnavailable
 from taskchain.store import ChainRecord, Status
 from taskchain.store.queries import ChainView
 from tests.support import proc
+from tests.support.terminal import running_submit
 
 DOWN_STORE = "postgresql://x@127.0.0.1:1/none"
 DOWN_BROKER = "redis://127.0.0.1:1/0"
@@ -226,12 +227,7 @@ def test_130_embedded_submit_interrupted_cancels_its_chain(env: dict[str, str]) 
     """Embedded: the chain runs inside `submit`, so it cannot go on; it is recorded CANCELLED."""
     probe_env = {**env, "TASKCHAIN_PLUGINS": "tests.support.chains"}
     slow = json.dumps({"steps": [{"sleep": 1}, {"sleep": 1}, {"sleep": 1}]})
-    child = subprocess.Popen(
-        [*proc.TASKCHAIN, "submit", "probe_chain", "--config", slow, "-q"],
-        env=probe_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert child.stdout is not None
-    chain_id = child.stdout.readline().strip()
+    child, chain_id = running_submit(probe_env, slow)
     deadline = time.monotonic() + 10
     while core.get(chain_id).chain.status != Status.RUNNING and time.monotonic() < deadline:
         time.sleep(0.05)

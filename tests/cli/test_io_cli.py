@@ -6,12 +6,11 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from taskchain.cli import app
+from tests.support.cli import invoke, status, submit_quiet
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -29,20 +28,8 @@ def ws(tmp_path: Path) -> Path:
     return tmp_path / "ws"
 
 
-def invoke(runner: CliRunner, *args: str) -> Any:
-    return runner.invoke(app, list(args))
-
-
 def submit(runner: CliRunner, *args: str, code: int = 0) -> str:
-    result = invoke(runner, "submit", "io_chain", *args, "-q")
-    assert result.exit_code == code, result.output
-    return result.stdout.strip()
-
-
-def status(runner: CliRunner, chain_id: str) -> dict:
-    result = invoke(runner, "status", chain_id, "--json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return submit_quiet(runner, "io_chain", *args, code=code)
 
 
 def sha(data: bytes) -> str:
