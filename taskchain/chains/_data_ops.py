@@ -1,106 +1,62 @@
-"""The table work of data_chain, in polars: read a CSV, clean, transform, analyze.
+"""The table work of data_chain, in polars: clean, transform, analyze.
 
 Each operation reads one table file and writes one file, whole or not at all (a temporary
 file beside the target, fsync, then os.replace), so a step that runs again after a crash
 writes the same bytes. Tables flow through polars' streaming engine in chunks, and each
 operation reads its source once (queries that need the same rows share one scan), so memory
-grows with what must be remembered (8 bytes a row to find duplicates, the distinct values
-that analyze counts), not with the size of the file. polars is imported inside the
-functions: listing the chain types (read commands, `--help`) must not pay for it.
+grows with what must be remembered (the hashes of the rows seen, to find duplicates; the
+distinct values that analyze counts), not with the size of the file.
 
-A CSV is read as text. `transform` (and `analyze`, for its statistics) gives each text
-column the first of KINDS that holds every one of its values exactly (see `_convert`), else
-leaves it text. The kind is guessed from the first SAMPLE_ROWS rows and checked on every row
-in the same pass that writes or aggregates; a column that breaks its guess is typed again
-from all of its values, and the pass runs once more.
+`clean` drops a row whose hash it has seen in the same pass that writes the table, and
+collects the distinct rows it dropped; values decide: each must equal the kept row with its
+hash (read back from the table written, only if rows were dropped). If rows that differ
+share a hash (practically never: 64 bits), the table is written again, judged by value.
+
+`transform` (and `analyze`, for its statistics) gives each text column the first of KINDS
+that holds every one of its values exactly (see `_data_read.convert`), else leaves it text.
+The kind is guessed from the first SAMPLE_ROWS rows and checked on every row in the same
+pass that writes or aggregates; a column that breaks its guess is typed again from all of
+its values, and the pass runs once more.
 """
 
 from __future__ import annotations
 
-import codecs
-import csv
 import json
 import os
-import re
-import unicodedata
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from taskchain.chains._data_read import (
+    PARQUET,
+    PRIVATE,
+    Table,
+    atomic,
+    convert,
+    human_size,
+    infer,
+    kind_of,
+    reading,
+    scan,
+    snake,
+    unique_names,
+)
 from taskchain.errors import StepError
 
 if TYPE_CHECKING:
     import polars as pl
 
+__all__ = ["Table", "analyze", "clean", "transform"]
+
 Report = Callable[[str], None]
 
 SAMPLE_ROWS = 10_000
-#: polars reads ahead 32 MiB CSV chunks and at least 2 row groups per thread by
-#: default; reading ahead less keeps memory low at the same speed. Variables already set in
-#: the environment win.
-POLARS_ENV = {"POLARS_CSV_CHUNK_SIZE": str(512 * 1024), "POLARS_ROW_GROUP_PREFETCH_SIZE": "1"}
-PARQUET: dict[str, Any] = {
-    "compression": "zstd",
-    "compression_level": 1,
-    "row_group_size": 64 * 1024,  # read-ahead is counted in row groups: keep them small
-}
-KINDS = ("boolean", "integer", "float", "date", "datetime")
-_DATETIME_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f")
-_LEADING_ZERO = r"^[+-]?0[0-9]"  # 007, 02134: codes, not numbers
-_PRIVATE = "\x00"  # prefix of helper columns; no CSV header can hold a NUL
-
-
-@dataclass(frozen=True)
-class Table:
-    """A table file: where it is, how results and messages name it, and whether it is CSV."""
-
-    path: Path
-    rel: str
-    csv: bool
-
-
-def scan(table: Table) -> pl.LazyFrame:
-    """The table, lazily. A CSV's columns are text; its header names trimmed, made unique."""
-    for name, value in POLARS_ENV.items():
-        os.environ.setdefault(name, value)  # polars reads them whenever a scan starts
-    import polars as pl
-
-    if not table.csv:
-        return pl.scan_parquet(table.path)
-    names = _header(table)
-    return pl.scan_csv(table.path, infer_schema=False, encoding="utf8", new_columns=names)
-
-
-def unique_names(names: list[str], normal: Callable[[str], str] = str.strip) -> list[str]:
-    """`normal` of each name, `column_N` for an empty one, `_2`, `_3`... for repeats."""
-    seen: set[str] = set()
-    out = []
-    for position, raw in enumerate(names, start=1):
-        base = normal(raw) or f"column_{position}"
-        name, n = base, 1
-        while name in seen:
-            n += 1
-            name = f"{base}_{n}"
-        seen.add(name)
-        out.append(name)
-    return out
-
-
-def snake(name: str) -> str:
-    """`Order ID` → order_id, `unitPrice` → unit_price, `HTTPStatus` → http_status."""
-    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    split = re.sub(r"([a-z0-9])([A-Z])|([A-Z])([A-Z][a-z])", r"\1\3_\2\4", plain)
-    return re.sub(r"[^a-z0-9]+", "_", split.lower()).strip("_")
 
 
 def clean(source: Table, target: Path, report: Report) -> dict[str, Any]:
     """Trim text; drop blank, incomplete and duplicate rows (the first of equal rows stays)."""
     import polars as pl
 
-    gap, hashed = f"{_PRIVATE}gap", f"{_PRIVATE}hash"
     with reading(source):
         frame = scan(source)
         schema = frame.collect_schema()
@@ -109,70 +65,135 @@ def clean(source: Table, target: Path, report: Report) -> dict[str, Any]:
             frame = frame.with_columns(pl.col(text).str.strip_chars())
         empty = [pl.col(c).is_null() | (pl.col(c).str.len_bytes() == 0) for c in text]
         empty += [pl.col(c).is_null() for c in schema if c not in text]
-        flagged = frame.with_columns(pl.any_horizontal(empty).alias(gap))
-        # One pass: the complete rows go to the file; a hash of each and whether it is blank
-        # come back (9 bytes a row) to count what was dropped and to find duplicates.
-        rows = flagged.select(
-            pl.when(~pl.col(gap)).then(pl.struct(list(schema)).hash()).alias(hashed),
-            pl.all_horizontal(empty).alias("blank"),
+        gap = pl.any_horizontal(empty)
+        flagged = frame.with_columns(
+            gap.alias(_GAP), pl.when(~gap).then(_row_hash(list(schema))).alias(_HASH)
         )
-        report(f"cleaning {source.rel} ({_size(source.path)})")
+        counts = [
+            pl.len().alias("rows"),
+            pl.all_horizontal(empty).sum().alias("blank"),
+            pl.col(_GAP).sum().alias("gaps"),
+        ]
+        report(f"cleaning {source.rel} ({human_size(source.path)})")
         with atomic(target) as temp:
-            complete = flagged.filter(~pl.col(gap)).drop(gap)
-            sink = complete.sink_parquet(temp, lazy=True, **PARQUET)
-            _, seen = pl.collect_all([sink, rows], engine="streaming")
-            kept = seen[hashed].drop_nulls()
-            duplicates = _duplicate_rows(temp, kept)
+            found, duplicates = _write_unique(flagged, list(schema), counts, temp)
+            if duplicates is None:  # rows that differ share a hash: let values decide
+                found, duplicates = _write_exact(flagged, list(schema), counts, temp)
             if duplicates:
-                report(f"dropping {len(duplicates):,} duplicate rows")
-                _drop_rows(temp, duplicates)
-    blank = int(seen["blank"].sum())
-    written = len(kept) - len(duplicates)
+                report(f"dropping {duplicates:,} duplicate rows")
+    row = found.row(0, named=True)
+    written = row["rows"] - row["gaps"] - duplicates
     report(f"wrote {written:,} rows")
     return {
         "rows": written,
         "columns": len(schema),
-        "rows_in": len(seen),
+        "rows_in": row["rows"],
         "dropped": {
-            "blank": blank,
-            "incomplete": len(seen) - blank - len(kept),
-            "duplicate": len(duplicates),
+            "blank": row["blank"],
+            "incomplete": row["gaps"] - row["blank"],
+            "duplicate": duplicates,
         },
     }
 
 
-def _duplicate_rows(table: Path, hashes: pl.Series) -> list[int]:
-    """Positions of rows equal to an earlier row. Hashes find the suspects; values decide."""
+_GAP, _HASH = f"{PRIVATE}gap", f"{PRIVATE}hash"
+
+
+def _row_hash(columns: list[str]) -> pl.Expr:
     import polars as pl
 
-    ordered = hashes.sort()  # a fraction of the memory of is_duplicated()
-    repeated = ordered.filter(ordered == ordered.shift(1))
-    if repeated.is_empty():
-        return []
-    row = f"{_PRIVATE}row"
-    positions = hashes.is_in(repeated.implode()).arg_true()
-    suspects = (
-        pl.scan_parquet(table)
-        .with_row_index(row)
-        .filter(pl.col(row).is_in(positions.implode()))
-        .collect()
+    return pl.struct(columns).hash()
+
+
+def _write_unique(
+    flagged: pl.LazyFrame, columns: list[str], counts: list[pl.Expr], target: Path
+) -> tuple[pl.DataFrame, int | None]:
+    """One streaming pass: the complete rows whose hash was not seen before go to `target`;
+    `counts`, and how many rows were dropped as duplicates, come back. The distinct dropped
+    rows come back too (as many as there are distinct repeated rows): each must equal the row
+    with its hash in `target`. None for the duplicates if one does not (practically never)."""
+    import polars as pl
+
+    repeat = f"{PRIVATE}repeat"
+    marked = flagged.with_columns(
+        (~pl.col(_GAP) & ~pl.col(_HASH).is_first_distinct()).alias(repeat)
     )
-    again = ~suspects.select(pl.struct(pl.exclude(row)).is_first_distinct()).to_series()
-    return suspects[row].filter(again).to_list()
+    unique = marked.filter(~pl.col(_GAP) & ~pl.col(repeat)).select(columns)
+    sink = unique.sink_parquet(target, lazy=True, **PARQUET)
+    tally = marked.select(*counts, pl.col(repeat).sum().alias("dropped"))
+    repeated = marked.filter(repeat).select(_HASH, *columns).unique()
+    _, found, drop = pl.collect_all([sink, tally, repeated], engine="streaming")
+    duplicates = int(found["dropped"].item())
+    if not duplicates:
+        return found, 0
+    if drop[_HASH].is_duplicated().any():
+        return found, None
+    kept = (
+        pl.scan_parquet(target)
+        .with_columns(_row_hash(columns).alias(_HASH))
+        .filter(pl.col(_HASH).is_in(drop[_HASH].implode()))
+        .collect(engine="streaming")
+    )
+    if not kept.sort(_HASH).equals(drop.sort(_HASH).select(kept.columns)):
+        return found, None
+    return found, duplicates
 
 
-def _drop_rows(table: Path, positions: list[int]) -> None:
+def _write_exact(
+    flagged: pl.LazyFrame, columns: list[str], counts: list[pl.Expr], target: Path
+) -> tuple[pl.DataFrame, int]:
+    """The complete rows go to `target`, then the rows equal to an earlier one are dropped,
+    judged by value; `counts` and how many rows were dropped come back."""
     import polars as pl
 
-    row = f"{_PRIVATE}row"
-    with atomic(table) as temp:
-        (
-            pl.scan_parquet(table)
-            .with_row_index(row)
-            .filter(~pl.col(row).is_in(positions))
-            .drop(row)
-            .sink_parquet(temp, engine="streaming", **PARQUET)
-        )
+    complete = flagged.filter(~pl.col(_GAP))
+    sink = complete.select(columns).sink_parquet(target, lazy=True, **PARQUET)
+    hashes = complete.select(_HASH)
+    _, found, seen = pl.collect_all([sink, flagged.select(counts), hashes], engine="streaming")
+    return found, _dedupe(target, seen[_HASH])
+
+
+def _dedupe(table: Path, hashes: pl.Series) -> int:
+    """Drop from `table` the rows equal to an earlier row; how many. Hashes find the
+    suspects (every row but the first with its hash); their values decide, and the table is
+    written again only if rows that differ shared a hash (practically never: 64 bits)."""
+    import polars as pl
+
+    first = hashes.is_first_distinct()
+    if first.all():
+        return 0
+    drop = (~first).arg_true()
+    shared = hashes.is_in(hashes.filter(~first).implode()).arg_true()
+    again = table.with_name(f"{table.name}.2")
+    try:
+        suspects = _drop_rows(table, again, drop, shared)
+        row = f"{PRIVATE}row"
+        repeat = suspects.select(pl.struct(pl.exclude(row)).is_first_distinct()).to_series()
+        exact = suspects[row].filter(~repeat)
+        if not exact.equals(drop.cast(exact.dtype)):  # rows that differ share a hash
+            _drop_rows(table, again, exact)
+        os.replace(again, table)
+    finally:
+        again.unlink(missing_ok=True)
+    return len(exact)
+
+
+def _drop_rows(
+    table: Path, target: Path, drop: pl.Series, keep: pl.Series | None = None
+) -> pl.DataFrame:
+    """`table` without the rows at the positions `drop`, written to `target` in one streaming
+    pass; the rows at the positions `keep` (with their position) come back."""
+    import polars as pl
+
+    row = f"{PRIVATE}row"
+    numbered = pl.scan_parquet(table).with_row_index(row)
+    positions = drop.cast(pl.UInt32).implode()
+    rest = numbered.filter(~pl.col(row).is_in(positions)).drop(row)
+    queries = [rest.sink_parquet(target, lazy=True, **PARQUET)]
+    if keep is not None:
+        queries.append(numbered.filter(pl.col(row).is_in(keep.cast(pl.UInt32).implode())))
+    found = pl.collect_all(queries, engine="streaming")
+    return found[-1] if keep is not None else pl.DataFrame()
 
 
 def transform(source: Table, target: Path, report: Report) -> dict[str, Any]:
@@ -279,32 +300,9 @@ def _values(source: Table) -> tuple[pl.LazyFrame, dict[str, str]]:
 
 def _typed(values: pl.LazyFrame, kinds: dict[str, str]) -> tuple[pl.LazyFrame, dict[str, str]]:
     """`values` plus a converted copy of each column with a kind (its name in the dict)."""
-    converted = {c: f"{_PRIVATE}{i}" for i, (c, k) in enumerate(kinds.items()) if k != "text"}
-    exprs = [_convert(c, kinds[c]).alias(name) for c, name in converted.items()]
+    converted = {c: f"{PRIVATE}{i}" for i, (c, k) in enumerate(kinds.items()) if k != "text"}
+    exprs = [convert(c, kinds[c]).alias(name) for c, name in converted.items()]
     return (values.with_columns(exprs) if exprs else values), converted
-
-
-def _convert(column: str, kind: str) -> pl.Expr:
-    """The text column as `kind`: null where a value does not fit it exactly."""
-    import polars as pl
-
-    value = pl.col(column)
-    if kind == "boolean":
-        lower = value.str.to_lowercase()
-        return pl.when(lower == "true").then(True).when(lower == "false").then(False)
-    if kind == "date":
-        return value.str.to_date("%Y-%m-%d", strict=False)
-    if kind == "datetime":
-        return pl.coalesce(
-            [value.str.to_datetime(f, time_unit="us", strict=False) for f in _DATETIME_FORMATS]
-        )
-    number = ~value.str.contains(_LEADING_ZERO)
-    if kind == "integer":
-        return pl.when(number).then(value.str.to_integer(strict=False))
-    if kind == "float":
-        parsed = value.cast(pl.Float64, strict=False)
-        return pl.when(number & parsed.is_finite()).then(parsed)
-    return value
 
 
 def _misfits(typed: pl.LazyFrame, converted: dict[str, str]) -> pl.LazyFrame:
@@ -314,7 +312,7 @@ def _misfits(typed: pl.LazyFrame, converted: dict[str, str]) -> pl.LazyFrame:
     checks = [
         (pl.col(c).is_not_null() & pl.col(v).is_null()).sum().alias(c) for c, v in converted.items()
     ]
-    return typed.select(checks) if checks else pl.LazyFrame({_PRIVATE: [0]})
+    return typed.select(checks) if checks else pl.LazyFrame({PRIVATE: [0]})
 
 
 def _broken(misfits: pl.DataFrame) -> list[str]:
@@ -323,27 +321,6 @@ def _broken(misfits: pl.DataFrame) -> list[str]:
 
 def _infer_all(values: pl.LazyFrame, columns: list[str]) -> dict[str, str]:
     return {c: infer(values.select(c).collect(engine="streaming")[c]) for c in columns}
-
-
-def infer(column: pl.Series) -> str:
-    """The first kind that holds every (trimmed, non-empty) value of a text column, or text."""
-    present = column.drop_nulls().to_frame("v")
-    if present.is_empty():
-        return "text"
-    for kind in KINDS:
-        if present.select(_convert("v", kind).is_not_null().all()).item():
-            return kind
-    return "text"
-
-
-def kind_of(dtype: Any) -> str:
-    """A polars type as a kind: integer, float, boolean, date, datetime, text (or its name)."""
-    if dtype.is_integer():
-        return "integer"
-    if dtype.is_float():
-        return "float"
-    names = {"Boolean": "boolean", "Date": "date", "Datetime": "datetime", "String": "text"}
-    return names.get(dtype.base_type().__name__, str(dtype))
 
 
 def _statistics(column: dict[str, str], dtypes: pl.Schema) -> list[pl.Expr]:
@@ -360,15 +337,6 @@ def _statistics(column: dict[str, str], dtypes: pl.Schema) -> list[pl.Expr]:
     return exprs
 
 
-def _size(path: Path) -> str:
-    size, unit = float(path.stat().st_size), "bytes"
-    for bigger in ("KB", "MB", "GB"):
-        if size < 1024:
-            break
-        size, unit = size / 1024, bigger
-    return f"{size:.0f} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
-
-
 def _json_value(value: Any) -> Any:
     """Dates as ISO text; NaN and infinities (which JSON cannot hold) as null."""
     if isinstance(value, float):
@@ -376,92 +344,3 @@ def _json_value(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value
-
-
-@contextmanager
-def reading(table: Table) -> Iterator[None]:
-    """Turn the errors of reading `table` into one-line StepErrors that name the problem."""
-    import polars as pl
-
-    try:
-        yield
-    except FileNotFoundError:
-        raise StepError(f"{table.rel} does not exist (any more)") from None
-    except OSError as exc:
-        raise StepError(f"{table.rel}: {exc.strerror or exc}") from None
-    except pl.exceptions.PolarsError as exc:
-        raise StepError(_explain(table, exc)) from None
-
-
-def _explain(table: Table, exc: Exception) -> str:
-    message = str(exc).strip()
-    if table.csv and "more fields than defined" in message:
-        return _ragged(table)
-    if table.csv and "invalid utf-8" in message.lower():
-        return _not_utf8(table)
-    first = message.splitlines()[0] if message else type(exc).__name__
-    if not table.csv or "(os error" in first:  # e.g. a full disk: not the source's fault
-        return f"{table.rel}: {first}"
-    return f"{table.rel}: cannot read it as CSV: {first}"
-
-
-def _header(table: Table) -> list[str] | None:
-    try:
-        with table.path.open(encoding="utf-8-sig", newline="") as file:
-            row = next(csv.reader(file), None)
-    except UnicodeDecodeError:
-        raise StepError(_not_utf8(table)) from None
-    except csv.Error:
-        return None
-    return unique_names(row) if row else None
-
-
-def _ragged(table: Table) -> str:
-    """The first row with more fields than the header (polars does not say which)."""
-    with table.path.open(encoding="utf-8-sig", newline="", errors="replace") as file:
-        rows = csv.reader(file)
-        width = len(next(rows, []))
-        for row in rows:
-            if len(row) > width:
-                return (
-                    f"{table.rel}: line {rows.line_num} has {len(row)} fields but the header "
-                    f"has {width} (ragged rows)"
-                )
-    return f"{table.rel}: a row has more fields than the header (ragged rows)"
-
-
-def _not_utf8(table: Table) -> str:
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    line = 1
-    with table.path.open("rb") as file:
-        while True:
-            chunk = file.read(1 << 20)
-            data = decoder.getstate()[0] + chunk  # bytes held back are never newlines
-            try:
-                decoder.decode(chunk, final=not chunk)
-            except UnicodeDecodeError as exc:
-                line += data.count(b"\n", 0, exc.start)
-                what = f"byte 0x{data[exc.start]:02x}" if chunk else "a character cut short"
-                return f"{table.rel} is not UTF-8 text: {what} on line {line} (save it as UTF-8)"
-            if not chunk:
-                return f"{table.rel} is not UTF-8 text (save it as UTF-8)"
-            line += chunk.count(b"\n")
-
-
-@contextmanager
-def atomic(target: Path) -> Iterator[Path]:
-    """A temporary path beside `target`; on success it replaces `target` whole (fsync'd)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        yield temp
-        with temp.open("rb") as file:
-            os.fsync(file.fileno())
-        os.replace(temp, target)
-        folder = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
-    finally:
-        temp.unlink(missing_ok=True)

@@ -145,7 +145,7 @@ class DataChain(ChainType):
 
 def _source(config: DataConfig, previous: Any, ctx: StepContext) -> Any:
     """The table this step reads: `data_input`, or the table the previous step passed on."""
-    from taskchain.chains._data_ops import Table
+    from taskchain.chains._data_read import Table
 
     root = ctx.workspace.resolve()
     if ctx.index == 0:
