@@ -16,17 +16,9 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ALL = ["clean", "transform", "analyze"]
 
 
-@pytest.fixture(autouse=True)
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The store and the workspace of this test (conftest sets the same; said here for clarity)."""
-    (tmp_path / "ws").mkdir(exist_ok=True)
-    monkeypatch.setenv("TASKCHAIN_DATABASE_URL", f"sqlite:///{tmp_path / 't.db'}")
-    monkeypatch.setenv("TASKCHAIN_WORKSPACE", str(tmp_path / "ws"))
-
-
 @pytest.fixture
-def ws(tmp_path: Path) -> Path:
-    root = tmp_path / "ws"
+def ws(workspace: Path) -> Path:
+    root = workspace
     shutil.copy(EXAMPLES / "sales.csv", root / "sales.csv")
     return root
 

@@ -15,17 +15,9 @@ from tests.support.cli import invoke, status, submit_quiet
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-@pytest.fixture(autouse=True)
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The store and the workspace of this test (conftest sets the same; said here for clarity)."""
-    (tmp_path / "ws").mkdir(exist_ok=True)
-    monkeypatch.setenv("TASKCHAIN_DATABASE_URL", f"sqlite:///{tmp_path / 't.db'}")
-    monkeypatch.setenv("TASKCHAIN_WORKSPACE", str(tmp_path / "ws"))
-
-
 @pytest.fixture
-def ws(tmp_path: Path) -> Path:
-    return tmp_path / "ws"
+def ws(workspace: Path) -> Path:
+    return workspace
 
 
 def submit(runner: CliRunner, *args: str, code: int = 0) -> str:
