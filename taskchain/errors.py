@@ -12,9 +12,6 @@ class TaskchainError(Exception):
         super().__init__(message)
         self.message = message
 
-    def __str__(self) -> str:
-        return self.message
-
 
 class InvalidInput(TaskchainError):
     """Bad usage or invalid input, rejected before anything is recorded or enqueued."""
