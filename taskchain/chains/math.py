@@ -89,6 +89,21 @@ class MathConfig(BaseModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _exponents(self) -> MathConfig:
+        # Every operand after the first is a literal exponent: numbers[1:], and numbers[0]
+        # too once the sequence repeats. Only the first base may be negative.
+        if self.operation != "power":
+            return self
+        exponents = range(0 if self.iterations > 1 else 1, len(self.numbers))
+        for i in exponents:
+            if self.numbers[i] < 0:
+                raise ValueError(
+                    f"power with negative exponent {_short(self.numbers[i])} (numbers[{i}]) "
+                    "has no integer result; exponents must be >= 0"
+                )
+        return self
+
 
 def _too_big(number: int) -> bool:
     return abs(number).bit_length() > _MAX_BITS

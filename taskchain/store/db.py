@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from sqlmodel import Session, SQLModel
 
 from taskchain.errors import InvalidInput, StoreUnavailable
 from taskchain.settings import get_settings, mask_url
-from taskchain.store import models  # noqa: F401  (registers the tables)
+from taskchain.store import models, upgrade  # noqa: F401  (models registers the tables)
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -50,7 +51,7 @@ def _create(url: str) -> Engine:
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _check_path(url, Path(parsed.database).expanduser())
         kwargs["connect_args"] = {"timeout": settings.store_timeout, "check_same_thread": False}
     elif parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":
@@ -66,10 +67,30 @@ def _create(url: str) -> Engine:
         if not _has_tables(engine):
             # Check-then-create as one writer: two first users must not deadlock on the upgrade.
             SQLModel.metadata.create_all(engine.execution_options(**{_WRITE: True}))
+        upgrade.upgrade(engine)
     except DBAPIError as exc:
         engine.dispose()
         raise StoreUnavailable(mask_url(url), _reason(exc)) from exc
+    except (sqlite3.Error, upgrade.UpgradeError) as exc:  # the upgrade talks to SQLite directly
+        engine.dispose()
+        reason = f"could not upgrade its JSON columns to TEXT, nothing changed: {exc}"
+        raise StoreUnavailable(mask_url(url), reason) from exc
     return engine
+
+
+def _check_path(url: str, path: Path) -> None:
+    """Create the SQLite file's folder if missing; exit 4 naming what is in the way."""
+    if path.is_dir():
+        raise StoreUnavailable(mask_url(url), f"{path} is a folder, not a database file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError) as exc:
+        blocker = next((p for p in path.parents if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            why = f"{blocker} is a file, not a folder"
+        else:
+            why = getattr(exc, "strerror", None) or str(exc)
+        raise StoreUnavailable(mask_url(url), f"cannot create folder {path.parent}: {why}") from exc
 
 
 def _has_tables(engine: Engine) -> bool:

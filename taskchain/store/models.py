@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, TypeDecorator
+from sqlalchemy import Column, DateTime, Index, Text, TypeDecorator
 from sqlmodel import Field, SQLModel
 
 
@@ -48,12 +49,33 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class JsonText(TypeDecorator[Any]):
+    """A JSON value kept as the exact text `json.dumps` wrote, in a TEXT column.
+
+    Not SQLAlchemy's `JSON`: SQLite gives a column declared JSON NUMERIC affinity, which turns
+    a bare number such as 10**100 into the REAL 1e+100. Not PostgreSQL's JSONB either: it
+    rewrites numbers (1e308 comes back as a 309-digit integer, -0.0 as 0.0) and key order.
+    TEXT keeps integers of any size (up to Python's 4,300-digit str limit), float reprs,
+    strings that look like numbers and key order as they were. Escaping non-ASCII keeps lone
+    surrogates storable. SQL NULL stands for None.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        return None if value is None else json.dumps(value, separators=(",", ":"))
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        return None if value is None else json.loads(value)
+
+
 def _time(**kw: Any) -> Any:
     return Field(default=None, sa_type=UTCDateTime, **kw)
 
 
 def _json() -> Any:
-    return Field(default=None, sa_column=Column(JSON, nullable=True))
+    return Field(default=None, sa_column=Column(JsonText, nullable=True))
 
 
 class ChainRecord(SQLModel, table=True):
@@ -68,7 +90,7 @@ class ChainRecord(SQLModel, table=True):
     type: str = Field(max_length=64)
     description: str = Field(default="")
     status: Status = Field(default=Status.PENDING, max_length=16)
-    config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JsonText, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     started_at: datetime | None = _time()
     finished_at: datetime | None = _time()
@@ -86,7 +108,7 @@ class StepRecord(SQLModel, table=True):
     index: int = Field(primary_key=True)
     name: str
     queue: str = Field(max_length=64)
-    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JsonText, nullable=False))
     status: Status = Field(default=Status.PENDING, max_length=16)
     task_id: str = Field(max_length=64)
     attempts: int = 0
