@@ -8,7 +8,6 @@ Arithmetic is exact on Python integers; results are limited to MAX_DIGITS digits
 from __future__ import annotations
 
 import argparse
-import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -20,7 +19,8 @@ from taskchain.errors import InvalidInput, StepError
 
 MAX_DIGITS = 4000
 MAX_STEPS = 1000
-_MAX_BITS = math.floor(MAX_DIGITS / math.log10(2))
+_LIMIT = 10**MAX_DIGITS  # the smallest number with MAX_DIGITS + 1 digits
+_LIMIT_BITS = _LIMIT.bit_length()
 _INT = re.compile(r"[+-]?\d+")
 
 Operation = Literal["add", "subtract", "multiply", "divide", "power", "modulo"]
@@ -106,7 +106,9 @@ class MathConfig(BaseModel):
 
 
 def _too_big(number: int) -> bool:
-    return abs(number).bit_length() > _MAX_BITS
+    # Exact: a bound in bits would refuse some 4,000-digit numbers (10**4000 - 1 has 13,288
+    # bits, as does 10**4000).
+    return abs(number) >= _LIMIT
 
 
 def apply(operation: str, acc: int, operand: int) -> int:
@@ -124,7 +126,8 @@ def apply(operation: str, acc: int, operand: int) -> int:
     elif operation == "power":
         if operand < 0:
             raise StepError(f"power with negative exponent {operand} is not an integer")
-        if abs(acc) > 1 and operand * (abs(acc).bit_length() - 1) > _MAX_BITS:
+        # acc**operand >= 2**(operand * (bits - 1)): refuse before computing a huge power.
+        if abs(acc) > 1 and operand * (abs(acc).bit_length() - 1) >= _LIMIT_BITS:
             raise TooLarge(f"{_short(acc)} ** {_short(operand)} would exceed {MAX_DIGITS} digits")
         result = acc**operand
     else:

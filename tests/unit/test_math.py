@@ -39,6 +39,11 @@ def fold(config: dict) -> int:
         ({"numbers": [2, 2], "operation": "*", "iterations": 3}, 64),
         ({"numbers": [10**30, 10**30], "operation": "multiply"}, 10**60),
         ({"numbers": [2, 100], "operation": "pow"}, 2**100),
+        ({"numbers": [-2, 3], "operation": "power"}, -8),  # only the first base may be negative
+        ({"numbers": [-1, 3, 2], "operation": "**"}, 1),
+        ({"numbers": ["9" * MAX_DIGITS, 0]}, 10**MAX_DIGITS - 1),  # the largest allowed
+        ({"numbers": ["5" * MAX_DIGITS, "4" * MAX_DIGITS]}, 10**MAX_DIGITS - 1),
+        ({"numbers": [10, MAX_DIGITS - 1], "operation": "power"}, 10 ** (MAX_DIGITS - 1)),
     ],
 )
 def test_fold(config: dict, expected: int) -> None:
@@ -65,6 +70,18 @@ def test_plan_is_one_step_per_operation() -> None:
         ({"numbers": [1, 2], "iterations": "3"}, "iterations"),
         ({"numbers": [1, 2], "iterations": MAX_STEPS}, "the limit is"),
         ({"numbers": ["9" * (MAX_DIGITS + 1), 1]}, "limited to"),
+        ({"numbers": [10**MAX_DIGITS, 1]}, "limited to"),
+        ({"numbers": [-(10**MAX_DIGITS), 1]}, "limited to"),
+        (
+            {"numbers": [2, -1], "operation": "power"},
+            "power with negative exponent -1 (numbers[1]) has no integer result",
+        ),
+        ({"numbers": [2, 3, -2], "operation": "**"}, "negative exponent -2 (numbers[2])"),
+        # Repeated, the first number is an exponent too: 3 ** 2 ** -1 ** 3 ** 2.
+        (
+            {"numbers": [-1, 3, 2], "operation": "power", "iterations": 2},
+            "exponent -1 (numbers[0])",
+        ),
         ({"numbers": [1, 2], "colour": "red"}, "colour"),
         ({}, "numbers"),
     ],
@@ -80,6 +97,44 @@ def test_power_tower_refused_at_submit() -> None:
     config = MATH.parse({"numbers": [10, 10, 10, 10, 10], "operation": "power"})
     with pytest.raises(InvalidInput, match=f"would exceed {MAX_DIGITS} digits"):
         MATH.check(config, None)
+
+
+@pytest.mark.parametrize(
+    ("numbers", "message"),
+    [
+        (["9" * MAX_DIGITS, 1], "result of add would exceed 4000 digits"),
+        ([10, MAX_DIGITS], "result of power would exceed 4000 digits"),
+    ],
+)
+def test_one_digit_past_the_limit_is_refused_at_submit(numbers: list, message: str) -> None:
+    config = MATH.parse({"numbers": numbers, "operation": "power" if numbers[0] == 10 else "add"})
+    with pytest.raises(InvalidInput, match=message):
+        MATH.check(config, None)
+
+
+@given(
+    st.lists(st.integers(min_value=-2, max_value=2), min_size=1, max_size=3),
+    st.integers(min_value=1, max_value=2),
+)
+def test_power_accepts_exactly_the_configs_without_a_negative_exponent(
+    numbers: list[int], iterations: int
+) -> None:
+    sequence = numbers * iterations
+    config = {"numbers": numbers, "operation": "power", "iterations": iterations}
+    if len(sequence) < 2:
+        return
+    if any(n < 0 for n in sequence[1:]):
+        with pytest.raises(InvalidInput, match="negative exponent"):
+            MATH.parse(config)
+    else:
+        assert fold(config) == _power_fold(sequence)
+
+
+def _power_fold(sequence: list[int]) -> int:
+    acc = sequence[0]
+    for exponent in sequence[1:]:
+        acc = acc**exponent
+    return acc
 
 
 def test_division_by_zero_is_a_step_error_not_a_submit_error() -> None:
