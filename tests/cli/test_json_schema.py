@@ -2,7 +2,8 @@
 
 Fields may be added, never renamed or retyped: a schema names the fields a script may rely
 on (extra ones pass) and their types. The validator is small and strict on purpose (no
-`jsonschema` dependency): bool is not an int, times are ISO-8601 UTC ending in Z.
+`jsonschema` dependency): bool is not an int, a float is not an int, times are ISO-8601 UTC
+ending in Z. A chain's config and results are typed per chain type (`PerType`).
 """
 
 from __future__ import annotations
@@ -40,18 +41,27 @@ class OneOf:
         self.values = values
 
 
+class PerType:
+    """The schema of the chain type in force: the enclosing object's `type` field, or the
+    type given to `check` for a document without one (`result --json`)."""
+
+    def __init__(self, **by_type: Any) -> None:
+        self.by_type = by_type
+
+
 ISO = "ISO-8601 UTC time"
-ANY = "any JSON value"
 NUMBER = "number"
 _ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z")
 
 
-def errors(value: Any, schema: Any, path: str = "$") -> list[str]:
+def errors(value: Any, schema: Any, path: str = "$", chain_type: str | None = None) -> list[str]:
     """Where `value` breaks `schema` (empty when it matches)."""
-    if schema is ANY:
-        return []
+    if isinstance(schema, PerType):
+        if chain_type not in schema.by_type:
+            return [f"{path}: no schema for chain type {chain_type!r}"]
+        return errors(value, schema.by_type[chain_type], path, chain_type)
     if isinstance(schema, tuple):  # any of these
-        found = [errors(value, option, path) for option in schema]
+        found = [errors(value, option, path, chain_type) for option in schema]
         return [] if any(not e for e in found) else [f"{path}: {value!r} matches none of {schema}"]
     if schema is None:
         return [] if value is None else [f"{path}: expected null, got {value!r}"]
@@ -71,19 +81,27 @@ def errors(value: Any, schema: Any, path: str = "$") -> list[str]:
         if not isinstance(value, list):
             return [f"{path}: expected an array, got {value!r}"]
         return [
-            e for i, item in enumerate(value) for e in errors(item, schema.item, f"{path}[{i}]")
+            e
+            for i, item in enumerate(value)
+            for e in errors(item, schema.item, f"{path}[{i}]", chain_type)
         ]
     if isinstance(schema, Keys | dict):
         if not isinstance(value, dict):
             return [f"{path}: expected an object, got {value!r}"]
+        if isinstance(value.get("type"), str):
+            chain_type = value["type"]
         if isinstance(schema, Keys):
-            return [e for k, v in value.items() for e in errors(v, schema.value, f"{path}.{k}")]
+            return [
+                e
+                for k, v in value.items()
+                for e in errors(v, schema.value, f"{path}.{k}", chain_type)
+            ]
         missing = [f"{path}: no field {key!r}" for key in schema if key not in value]
         return missing + [
             e
             for key, sub in schema.items()
             if key in value
-            for e in errors(value[key], sub, f"{path}.{key}")
+            for e in errors(value[key], sub, f"{path}.{key}", chain_type)
         ]
     raise TypeError(f"bad schema at {path}: {schema!r}")
 
@@ -94,20 +112,34 @@ VERSION = {"schema_version": OneOf(1)}
 MAYBE_TIME = (ISO, None)
 MAYBE_TEXT = (str, None)
 
+# Per chain type: its config, and a step's or the chain's result (null until there is one).
+# math_chain works on exact integers: a float here means a number lost its value.
+CONFIG = PerType(
+    math_chain={
+        "numbers": Many(int),
+        "operation": OneOf("add", "subtract", "multiply", "divide", "power", "modulo"),
+        "iterations": int,
+    },
+    probe_chain={
+        "steps": Many({"sleep": NUMBER, "fail": MAYBE_TEXT, "crash": bool, "non_json": bool})
+    },
+)
+RESULT = PerType(math_chain=(int, None), probe_chain=(int, None))
+
 STEP = {
     "index": int, "name": str, "queue": str, "status": STEP_STATUS, "attempts": int,
     "started_at": MAYBE_TIME, "finished_at": MAYBE_TIME, "duration": (NUMBER, None),
-    "progress": MAYBE_TEXT, "result": ANY, "error": MAYBE_TEXT,
+    "progress": MAYBE_TEXT, "result": RESULT, "error": MAYBE_TEXT,
 }  # fmt: skip
 SUMMARY = {
     **VERSION, "id": str, "type": str, "description": str, "status": CHAIN_STATUS,
     "created_at": ISO, "started_at": MAYBE_TIME, "finished_at": MAYBE_TIME,
-    "duration": (NUMBER, None), "step_count": int, "attempt": int, "result": ANY,
+    "duration": (NUMBER, None), "step_count": int, "attempt": int, "result": RESULT,
     "error": MAYBE_TEXT,
 }  # fmt: skip
 SCHEMAS: dict[str, Any] = {
-    "status": {**SUMMARY, "config": Keys(ANY), "steps": Many(STEP)},
-    "result": {**VERSION, "id": str, "status": CHAIN_STATUS, "result": ANY, "error": MAYBE_TEXT},
+    "status": {**SUMMARY, "config": CONFIG, "steps": Many(STEP)},
+    "result": {**VERSION, "id": str, "status": CHAIN_STATUS, "result": RESULT, "error": MAYBE_TEXT},
     "list": Many(SUMMARY),
     "stats": {
         **VERSION,
@@ -140,8 +172,13 @@ def document(runner: CliRunner, *args: str) -> Any:
     return json.loads(result.stdout)
 
 
-def check(doc: Any, command: str) -> None:
-    assert errors(doc, SCHEMAS[command]) == []
+def check(doc: Any, command: str, chain_type: str | None = None) -> None:
+    assert errors(doc, SCHEMAS[command], chain_type=chain_type) == []
+
+
+#: Results a float cannot hold (a float would pass `==` against 2**200, not against these).
+BIG = (str(2**200 + 1), str(10**100 + 7))
+BIG_SUM = 2**200 + 1 + 10**100 + 7
 
 
 def test_every_json_command_matches_its_schema(runner: CliRunner) -> None:
@@ -149,14 +186,15 @@ def test_every_json_command_matches_its_schema(runner: CliRunner) -> None:
     bad = runner.invoke(
         app, ["submit", "math_chain", "--numbers", "5", "0", "--operation", "/", "-q"]
     )
-    big = runner.invoke(
-        app, ["submit", "math_chain", "--numbers", "2", "200", "--operation", "**", "-q"]
+    big = runner.invoke(app, ["submit", "math_chain", "--numbers", *BIG, "-q"])
+    power = runner.invoke(
+        app, ["submit", "math_chain", "--numbers", "3", "200", "--operation", "**", "-q"]
     )
-    ids = [r.stdout.strip() for r in (ok, bad, big)]
+    ids = [r.stdout.strip() for r in (ok, bad, big, power)]
     for chain_id in ids:
         check(document(runner, "status", chain_id, "--json"), "status")
-        check(document(runner, "result", chain_id, "--json"), "result")
-        check(document(runner, "result", chain_id, "--wait", "--json"), "result")
+        check(document(runner, "result", chain_id, "--json"), "result", "math_chain")
+        check(document(runner, "result", chain_id, "--wait", "--json"), "result", "math_chain")
         lines = runner.invoke(app, ["watch", chain_id, "--json"]).stdout.splitlines()
         assert len(lines) == 1  # a finished chain: its final state, once
         check(json.loads(lines[0]), "watch")
@@ -166,7 +204,14 @@ def test_every_json_command_matches_its_schema(runner: CliRunner) -> None:
     check(document(runner, "list", "--json", "--status", "RUNNING"), "list")
     check(document(runner, "stats", "--json"), "stats")
     check(document(runner, "info", "--json"), "info")
-    assert document(runner, "result", ids[2], "--json")["result"] == 2**200
+    results = [document(runner, "result", i, "--json")["result"] for i in ids]
+    assert results == [6, None, BIG_SUM, 3**200]
+    assert [type(r) for r in results] == [int, type(None), int, int]
+    status = document(runner, "status", ids[2], "--json")
+    assert status["config"] == {"numbers": [2**200 + 1, 10**100 + 7], "operation": "add",
+                                "iterations": 1}  # fmt: skip
+    assert [type(n) for n in status["config"]["numbers"]] == [int, int]
+    assert [(type(s["result"]), s["result"]) for s in status["steps"]] == [(int, BIG_SUM)]
     assert (
         document(runner, "status", ids[1], "--json")["steps"][0]["error"]
         == "division by zero (5 // 0)"
@@ -192,16 +237,43 @@ def test_watch_json_lines_of_running_chains_match(env: dict[str, str]) -> None:
 
 def test_the_validator_catches_renames_and_wrong_types() -> None:
     good = {"schema_version": 1, "id": "a", "status": "FAILED", "result": None, "error": "x"}
-    assert errors(good, SCHEMAS["result"]) == []
-    assert errors({**good, "extra": 1}, SCHEMAS["result"]) == []  # fields may be added
+    result = SCHEMAS["result"]
+    assert errors(good, result, chain_type="math_chain") == []
+    assert errors({**good, "extra": 1}, result, chain_type="math_chain") == []  # may be added
     renamed = {k if k != "error" else "err": v for k, v in good.items()}
-    assert errors(renamed, SCHEMAS["result"]) == ["$: no field 'error'"]
-    assert errors({**good, "schema_version": True}, SCHEMAS["result"]) != []
-    assert errors({**good, "status": "DONE"}, SCHEMAS["result"]) != []
+    assert errors(renamed, result, chain_type="math_chain") == ["$: no field 'error'"]
+    assert errors({**good, "schema_version": True}, result, chain_type="math_chain") == [
+        "$.schema_version: True not one of (1,)"
+    ]
+    assert errors({**good, "status": "DONE"}, result, chain_type="math_chain") == [
+        f"$.status: 'DONE' not one of {CHAIN_STATUS.values}"
+    ]
     assert errors([{"id": 1}], SCHEMAS["list"])[0] == "$[0]: no field 'schema_version'"
     assert errors("2024-05-01T12:00:00+00:00", ISO) != []
     assert errors("2024-05-01T12:00:00.123Z", ISO) == []
     assert errors({"total": 1.5}, {"total": int}) == ["$.total: 1.5 is not int"]
+
+
+def test_the_validator_types_results_and_config_per_chain_type() -> None:
+    chain = {"schema_version": 1, "id": "a", "type": "math_chain", "status": "COMPLETED",
+             "result": 10**100 + 7, "error": None}  # fmt: skip
+    schema = {**SCHEMAS["result"], "type": str}
+    assert errors(chain, schema) == []
+    # The float a SQLite JSON column made of 10**100 + 7, and a number as text: both wrong.
+    assert errors({**chain, "result": 1e100}, schema) == ["$.result: 1e+100 matches none of "
+                                                          f"{RESULT.by_type['math_chain']}"]  # fmt: skip
+    assert errors({**chain, "result": "7"}, schema) != []
+    assert errors({**chain, "type": "nope"}, schema) == [
+        "$.result: no schema for chain type 'nope'"
+    ]
+    result_doc = {k: v for k, v in chain.items() if k != "type"}
+    assert errors(result_doc, SCHEMAS["result"], chain_type="math_chain") == []
+    assert errors({**result_doc, "result": 6.0}, SCHEMAS["result"], chain_type="math_chain") != []
+    assert errors(result_doc, SCHEMAS["result"]) == ["$.result: no schema for chain type None"]
+    config = {"numbers": [1, 2.0], "operation": "add", "iterations": 1}
+    assert errors(config, CONFIG, chain_type="math_chain") == ["$.numbers[1]: 2.0 is not int"]
+    assert errors({**config, "numbers": [1, 2]}, CONFIG, chain_type="math_chain") == []
+    assert errors({**config, "operation": "+"}, CONFIG, chain_type="math_chain") != []
 
 
 @pytest.mark.parametrize("command", ["status", "result", "list", "stats", "info"])
