@@ -320,3 +320,29 @@ def test_a_legacy_postgres_store_keeps_its_exact_values(
                  "'result')")
         ).all()  # fmt: skip
     assert kinds == [("text",)]
+
+
+def test_columns_the_old_table_lacks_get_their_defaults(tmp_path: Path) -> None:
+    """A column a newer model adds (here `attempt` and `dispatched_at`, as if they were new)
+    is filled with its default in every old row, so later columns merge into this upgrade."""
+    path = tmp_path / "store.db"
+    db = sqlite3.connect(path)
+    db.executescript(
+        LEGACY_SQLITE.replace(", attempt INTEGER NOT NULL", "").replace(
+            ", dispatched_at DATETIME", ""
+        )
+    )
+    db.execute(
+        "INSERT INTO chain VALUES ('c', 'math_chain', '', 'PENDING', '{}', "
+        "'2025-01-01 00:00:00.000000', NULL, NULL, NULL, NULL, 1, 0)"
+    )
+    db.execute(
+        "INSERT INTO step VALUES ('c', 0, 'add 2', 'math', '{\"operand\": 2}', 'PENDING', 't', "
+        "0, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"
+    )
+    db.commit()
+    db.close()
+    with session() as s:
+        view = queries.get_chain(session=s, chain_id="c")
+    assert (view.chain.attempt, view.steps[0].dispatched_at) == (1, None)
+    assert view.steps[0].params == {"operand": 2}
