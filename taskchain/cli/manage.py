@@ -9,7 +9,7 @@ import typer
 
 from taskchain import core
 from taskchain.cli import output
-from taskchain.errors import InvalidInput
+from taskchain.errors import InvalidInput, TaskchainError
 from taskchain.settings import get_settings
 
 
@@ -23,16 +23,40 @@ def delete(
 ) -> None:
     """Delete chains and their steps; a running chain is cancelled first.
 
+    Asks first unless --yes. Answering no deletes nothing and exits 0 (as `rm -i` does);
+    Ctrl-C or end of input at the question exits 130.
+
     Example: taskchain delete 3f2a 9bc1 --yes
     """
     ids = [core.resolve(ref) for ref in chain_refs]
     if not yes:
-        if not sys.stdin.isatty():
+        if not _interactive():
             raise InvalidInput("refusing to delete without --yes when stdin is not a terminal")
-        typer.confirm(f"Delete {len(ids)} chain(s): {', '.join(i[:12] for i in ids)}?", abort=True)
+        question = f"Delete {len(ids)} chain(s): {', '.join(i[:12] for i in ids)}?"
+        try:
+            # On stderr, as `rm -i` asks: stdout is for data.
+            agreed = typer.confirm(question, default=False, err=True)
+        except typer.Abort:  # Ctrl-C or Ctrl-D at the question
+            sys.stderr.write("\n")  # end the question's line before the message
+            raise Interrupted("interrupted; nothing deleted") from None
+        if not agreed:
+            output.say("nothing deleted")
+            return
     deleted = core.delete(ids)
     for chain_id in deleted:
         output.say(f"deleted {chain_id}")
+
+
+class Interrupted(TaskchainError):
+    exit_code = 130
+
+
+def _interactive() -> bool:
+    """Someone can answer a question: stdin is a terminal."""
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):  # closed or replaced stdin
+        return False
 
 
 def cancel(
@@ -58,8 +82,9 @@ def retry(
     wait: Annotated[bool, typer.Option("--wait", "-w", help="Block until it finishes.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
 ) -> None:
-    """Re-run a FAILED or CANCELLED chain from its first unfinished step, keeping the results
-    of completed steps (a new attempt on the same chain).
+    """Re-run a FAILED or CANCELLED chain from its first unfinished step.
+
+    Completed steps keep their results; the run is a new attempt on the same chain.
 
     Example: taskchain retry 3f2a --wait
     """

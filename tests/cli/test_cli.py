@@ -97,10 +97,11 @@ def test_failed_chain_exits_1_with_reason(runner: CliRunner) -> None:
     )
     assert result.exit_code == 1
     chain_id = result.stdout.strip()
-    assert result.stderr.strip() == (
-        f"{chain_id} math_chain FAILED in "
-        + result.stderr.split(" in ")[1].split(":")[0]
-        + ": step 1 (divide 0) failed: division by zero (5 // 0)"
+    assert result.stdout == f"{chain_id}\n"
+    # -q: the id, and the failure as an error line: the one form every error takes.
+    assert result.stderr == (
+        f"taskchain: error: chain {chain_id} FAILED: "
+        "step 1 (divide 0) failed: division by zero (5 // 0)\n"
     )
     status = json.loads(invoke(runner, "status", chain_id, "--json").stdout)
     assert [s["status"] for s in status["steps"]] == ["FAILED", "SKIPPED"]
