@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+from typer._click.utils import PacifyFlushWrapper
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from taskchain import __version__, settings
@@ -26,6 +30,39 @@ class _Group(TyperGroup):
             fail(f"invalid setting: {describe_validation_error(exc)}", 2)
         except KeyboardInterrupt:
             fail("interrupted", 130)
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """The option parser's errors in the one form every error takes, on one line:
+        `taskchain: error: Missing argument 'ID...' (see 'taskchain delete --help')`."""
+        call = {"args": args, "prog_name": prog_name, "complete_var": complete_var,
+                "windows_expand_args": windows_expand_args, **extra}  # fmt: skip
+        if not standalone_mode:
+            return super().main(standalone_mode=False, **call)
+        try:
+            code = super().main(standalone_mode=False, **call)
+        except NoArgsIsHelpError as exc:  # bare `taskchain`: the help, as before
+            exc.show()
+            sys.exit(exc.exit_code)
+        except ClickException as exc:
+            where = exc.ctx.command_path if isinstance(exc, UsageError) and exc.ctx else "taskchain"
+            fail_line(f"{exc.format_message().rstrip('.')} (see '{where} --help')")
+            sys.exit(exc.exit_code)
+        except typer.Abort:  # Ctrl-C or end of input at a prompt
+            fail_line("interrupted")
+            sys.exit(130)
+        except BrokenPipeError:  # `taskchain list | head`: the reader left; say nothing
+            sys.stdout = PacifyFlushWrapper(sys.stdout)
+            sys.stderr = PacifyFlushWrapper(sys.stderr)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         # Each command's whole one-line summary, wrapped if need be, never cut with "...".
@@ -69,10 +106,14 @@ class _Typer(typer.Typer):
         return super().command(*args, cls=cls or _Command, **kwargs)
 
 
-def fail(message: str, code: int) -> None:
+def fail_line(message: str) -> None:
     from taskchain.cli import output
 
     output.error(message)
+
+
+def fail(message: str, code: int) -> None:
+    fail_line(message)
     raise typer.Exit(code)
 
 

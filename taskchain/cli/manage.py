@@ -9,7 +9,8 @@ import typer
 
 from taskchain import core
 from taskchain.cli import output
-from taskchain.errors import InvalidInput, TaskchainError
+from taskchain.cli.watch import Interrupted
+from taskchain.errors import InvalidInput
 from taskchain.settings import get_settings
 
 
@@ -23,8 +24,8 @@ def delete(
 ) -> None:
     """Delete chains and their steps; a running chain is cancelled first.
 
-    Asks first unless --yes. Answering no deletes nothing and exits 0 (as `rm -i` does);
-    Ctrl-C or end of input at the question exits 130.
+    Asks first (on stderr) unless --yes. Answering anything but yes deletes nothing and
+    exits 0, as `rm -i` does; Ctrl-C or end of input at the question exits 130.
 
     Example: taskchain delete 3f2a 9bc1 --yes
     """
@@ -32,14 +33,7 @@ def delete(
     if not yes:
         if not _interactive():
             raise InvalidInput("refusing to delete without --yes when stdin is not a terminal")
-        question = f"Delete {len(ids)} chain(s): {', '.join(i[:12] for i in ids)}?"
-        try:
-            # On stderr, as `rm -i` asks: stdout is for data.
-            agreed = typer.confirm(question, default=False, err=True)
-        except typer.Abort:  # Ctrl-C or Ctrl-D at the question
-            sys.stderr.write("\n")  # end the question's line before the message
-            raise Interrupted("interrupted; nothing deleted") from None
-        if not agreed:
+        if not _confirm(f"Delete {len(ids)} chain(s): {', '.join(i[:12] for i in ids)}?"):
             output.say("nothing deleted")
             return
     deleted = core.delete(ids)
@@ -47,8 +41,19 @@ def delete(
         output.say(f"deleted {chain_id}")
 
 
-class Interrupted(TaskchainError):
-    exit_code = 130
+def _confirm(question: str) -> bool:
+    """Ask on stderr, as `rm -i` does (stdout is for data); yes is an answer starting with y.
+    Ctrl-C or end of input: Interrupted (exit 130)."""
+    sys.stderr.write(f"{question} [y/N]: ")
+    sys.stderr.flush()
+    try:
+        answer = sys.stdin.readline()
+    except KeyboardInterrupt:
+        answer = ""
+    if not answer:  # end of input (Ctrl-D), or Ctrl-C
+        sys.stderr.write("\n")  # end the question's line before the message
+        raise Interrupted("interrupted; nothing deleted")
+    return answer.strip().lower().startswith("y")
 
 
 def _interactive() -> bool:
