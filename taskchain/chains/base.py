@@ -7,6 +7,8 @@ A new type is one module in this package that subclasses `ChainType` and decorat
 from __future__ import annotations
 
 import argparse
+import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -79,6 +81,73 @@ class ChainType(ABC):
 
         Return a JSON-serialisable value; raise `StepError` to fail with a message.
         """
+
+    @classmethod
+    def summarize(cls, result: Any) -> str:
+        """One line saying what ONE step's `result` is, for plain progress lines (a CI log).
+
+        The result itself stays whole in `result`, `status --json` and `watch --json`; this
+        only has to tell a reader what happened. The default: compact JSON cut to about 80
+        characters. Override it for results larger than a line (files, tables).
+        """
+        return brief(result)
+
+
+#: Characters a summary may take; longer ones are cut and end in `…`.
+SUMMARY_WIDTH = 80
+#: Digits an integer may have before only its ends and its length are shown.
+INT_DIGITS = 40
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def short_int(number: int) -> str:
+    """An integer whole up to INT_DIGITS digits, else `123456…789012 (4000 digits)`."""
+    try:
+        text = str(number)
+    except ValueError:  # over Python's int-to-str limit: say how big, not what
+        return f"an integer of about {int(abs(number).bit_length() * 0.30103) + 1} digits"
+    digits = len(text.lstrip("-"))
+    if digits <= INT_DIGITS:
+        return text
+    sign = "-" if number < 0 else ""
+    body = text.lstrip("-")
+    return f"{sign}{body[:6]}…{body[-6:]} ({digits} digits)"
+
+
+def human_bytes(size: int | float) -> str:
+    """`512 B`, `1.2 KB`, `3.4 MB` (powers of 1000, as `du --si` and `ls --si` count)."""
+    if size < 1000:
+        return f"{int(size)} B"
+    for unit in ("KB", "MB", "GB", "TB"):
+        size /= 1000
+        if size < 999.95:
+            return f"{size:.1f} {unit}"
+    return f"{size:.1f} PB"
+
+
+def cut(text: str, width: int = SUMMARY_WIDTH) -> str:
+    """`text` on one line and at most `width` characters, ending in `…` when cut."""
+    line = text.replace("\r", " ").replace("\n", " ")
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def brief(value: Any, width: int = SUMMARY_WIDTH) -> str:
+    """Any JSON value as one short line: integers abbreviated, strings bare, the rest compact
+    JSON, cut to `width` characters."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return cut(short_int(value), width)
+    if isinstance(value, str):
+        return cut(_CONTROL.sub(lambda m: repr(m.group())[1:-1], value), width)
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=repr)
+    except ValueError:  # an integer too long to write, nested somewhere
+        kind = "object" if isinstance(value, dict) else "array"
+        text = f"{kind} of {len(value)} item(s)" if hasattr(value, "__len__") else repr(value)
+    return cut(text, width)
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -26,7 +27,7 @@ from pydantic import (
 
 from taskchain.chains import _io_ops as ops
 from taskchain.chains import register
-from taskchain.chains.base import ChainType, StepContext, StepPlan
+from taskchain.chains.base import ChainType, StepContext, StepPlan, brief, cut, human_bytes
 from taskchain.errors import InvalidInput, StepError
 
 OPERATIONS = ("write", "read", "checksum", "stat", "copy", "move", "delete", "list")
@@ -209,6 +210,35 @@ class IoChain(ChainType):
         except InvalidInput as exc:  # an escape seen only now: a failed step, not bad input
             raise StepError(str(exc)) from None
         return {"op": op.op, "targets": targets, "files": files}
+
+    @classmethod
+    def summarize(cls, result: Any) -> str:
+        """`checksum: 2 files, 1.2 KB`, `list: 1 folder, 12 entries`,
+        `delete: 2 files, 9 B (1 already absent)`: what the step did, not each file's record."""
+        files = result.get("files") if isinstance(result, dict) else None
+        if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
+            return brief(result)
+        op = str(result.get("op", "?"))
+        if op == "list":
+            entries = sum(f["count"] for f in files if isinstance(f.get("count"), int))
+            line = f"list: {_count(len(files), 'folder')}, {_count(entries, 'entry', 'entries')}"
+            notes = ["listing cut"] if any(f.get("truncated") for f in files) else []
+        else:
+            size = sum(f["size"] for f in files if isinstance(f.get("size"), int))
+            line = f"{op}: {_count(len(files), 'file')}, {human_bytes(size)}"
+            actions = Counter(str(f["action"]) for f in files if "action" in f)
+            notes = [f"{n} {a}" for a, n in actions.items() if a != _DONE.get(op)]
+            notes += [f"{n} {flag}" for flag in ("binary", "truncated")
+                      if (n := sum(1 for f in files if f.get(flag) is True))]  # fmt: skip
+        return cut(f"{line} ({', '.join(notes)})" if notes else line)
+
+
+#: An operation's ordinary outcome, left out of its summary (only the unusual ones are told).
+_DONE = {"copy": "copied", "move": "moved", "delete": "deleted"}
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
 def _current_targets(config: IoConfig, position: int, previous: Any) -> list[str]:

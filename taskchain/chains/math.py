@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from taskchain.chains import register
-from taskchain.chains.base import ChainType, StepContext, StepPlan
+from taskchain.chains.base import ChainType, StepContext, StepPlan, brief, short_int
 from taskchain.errors import InvalidInput, StepError
 
 MAX_DIGITS = 4000
@@ -194,6 +194,13 @@ class MathChain(ChainType):
         if not isinstance(acc, int):
             raise StepError(f"expected an integer from the previous step, got {acc!r}")
         return apply(step.params["op"], acc, step.params["operand"])
+
+    @classmethod
+    def summarize(cls, result: Any) -> str:
+        """The value; a long integer as its first and last digits and its length."""
+        if isinstance(result, int) and not isinstance(result, bool):
+            return short_int(result)
+        return brief(result)
 
 
 def _flag_int(text: str) -> int:

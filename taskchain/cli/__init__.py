@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
-from typer.core import TyperGroup
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+from typer._click.utils import PacifyFlushWrapper
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from taskchain import __version__, settings
 from taskchain.chains.base import describe_validation_error
@@ -27,18 +31,99 @@ class _Group(TyperGroup):
         except KeyboardInterrupt:
             fail("interrupted", 130)
 
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """The option parser's errors in the one form every error takes, on one line:
+        `taskchain: error: Missing argument 'ID...' (see 'taskchain delete --help')`."""
+        call = {"args": args, "prog_name": prog_name, "complete_var": complete_var,
+                "windows_expand_args": windows_expand_args, **extra}  # fmt: skip
+        if not standalone_mode:
+            return super().main(standalone_mode=False, **call)
+        try:
+            code = super().main(standalone_mode=False, **call)
+        except NoArgsIsHelpError as exc:  # bare `taskchain`: the help, as before
+            exc.show()
+            sys.exit(exc.exit_code)
+        except ClickException as exc:
+            where = exc.ctx.command_path if isinstance(exc, UsageError) and exc.ctx else "taskchain"
+            fail_line(f"{exc.format_message().rstrip('.')} (see '{where} --help')")
+            sys.exit(exc.exit_code)
+        except typer.Abort:  # Ctrl-C or end of input at a prompt
+            fail_line("interrupted")
+            sys.exit(130)
+        except BrokenPipeError:  # `taskchain list | head`: the reader left; say nothing
+            sys.stdout = PacifyFlushWrapper(sys.stdout)
+            sys.stderr = PacifyFlushWrapper(sys.stderr)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        # Each command's whole one-line summary, wrapped if need be, never cut with "...".
+        rows = [
+            (name, command.get_short_help_str(limit=1000))
+            for name in self.list_commands(ctx)
+            if (command := self.get_command(ctx, name)) is not None and not command.hidden
+        ]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class _Command(TyperCommand):
+    """A command whose usage line writes arguments as Unix manuals do: `TYPE`, `[ID]`,
+    `ID...` (Typer's own puts braces around required ones: `{TYPE}`, `{ID...}...`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from taskchain.cli import complete
+
+        complete.attach(self.params)
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                name = param.metavar or (param.name or "ARG").upper()
+                if param.nargs != 1 and not name.endswith("..."):
+                    name += "..."
+                pieces.append(name if param.required else f"[{name}]")
+            else:
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
+
+
+class _Typer(typer.Typer):
+    """Every command is a `_Command` unless it asks for another class."""
+
+    def command(self, *args: Any, cls: type[TyperCommand] | None = None, **kwargs: Any) -> Any:
+        return super().command(*args, cls=cls or _Command, **kwargs)
+
+
+def fail_line(message: str) -> None:
+    from taskchain.cli import output
+
+    output.error(message)
+
 
 def fail(message: str, code: int) -> None:
-    typer.echo(f"taskchain: error: {message}", err=True)
+    fail_line(message)
     raise typer.Exit(code)
 
 
-app = typer.Typer(
+app = _Typer(
     cls=_Group,
     name="taskchain",
     help="Run chains of jobs from a terminal or a CI script. See `taskchain COMMAND --help`.",
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion / --show-completion; ids, types and statuses complete (complete.py)
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -127,4 +212,6 @@ _register()
 
 
 def main() -> None:
-    app()
+    # The name, not `python -m taskchain`: usage lines, and the _TASKCHAIN_COMPLETE variable
+    # that shell completion sets, are the same however the command was started.
+    app(prog_name="taskchain")

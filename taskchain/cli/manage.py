@@ -9,6 +9,7 @@ import typer
 
 from taskchain import core
 from taskchain.cli import output
+from taskchain.cli.watch import Interrupted
 from taskchain.errors import InvalidInput
 from taskchain.settings import get_settings
 
@@ -23,16 +24,44 @@ def delete(
 ) -> None:
     """Delete chains and their steps; a running chain is cancelled first.
 
+    Asks first (on stderr) unless --yes. Answering anything but yes deletes nothing and
+    exits 0, as `rm -i` does; Ctrl-C or end of input at the question exits 130.
+
     Example: taskchain delete 3f2a 9bc1 --yes
     """
     ids = [core.resolve(ref) for ref in chain_refs]
     if not yes:
-        if not sys.stdin.isatty():
+        if not _interactive():
             raise InvalidInput("refusing to delete without --yes when stdin is not a terminal")
-        typer.confirm(f"Delete {len(ids)} chain(s): {', '.join(i[:12] for i in ids)}?", abort=True)
+        if not _confirm(f"Delete {len(ids)} chain(s): {', '.join(i[:12] for i in ids)}?"):
+            output.say("nothing deleted")
+            return
     deleted = core.delete(ids)
     for chain_id in deleted:
         output.say(f"deleted {chain_id}")
+
+
+def _confirm(question: str) -> bool:
+    """Ask on stderr, as `rm -i` does (stdout is for data); yes is an answer starting with y.
+    Ctrl-C or end of input: Interrupted (exit 130)."""
+    sys.stderr.write(f"{question} [y/N]: ")
+    sys.stderr.flush()
+    try:
+        answer = sys.stdin.readline()
+    except KeyboardInterrupt:
+        answer = ""
+    if not answer:  # end of input (Ctrl-D), or Ctrl-C
+        sys.stderr.write("\n")  # end the question's line before the message
+        raise Interrupted("interrupted; nothing deleted")
+    return answer.strip().lower().startswith("y")
+
+
+def _interactive() -> bool:
+    """Someone can answer a question: stdin is a terminal."""
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):  # closed or replaced stdin
+        return False
 
 
 def cancel(
@@ -58,8 +87,9 @@ def retry(
     wait: Annotated[bool, typer.Option("--wait", "-w", help="Block until it finishes.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
 ) -> None:
-    """Re-run a FAILED or CANCELLED chain from its first unfinished step, keeping the results
-    of completed steps (a new attempt on the same chain).
+    """Re-run a FAILED or CANCELLED chain from its first unfinished step.
+
+    Completed steps keep their results; the run is a new attempt on the same chain.
 
     Example: taskchain retry 3f2a --wait
     """

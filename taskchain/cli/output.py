@@ -54,6 +54,12 @@ def say(message: str) -> None:
     err().print(message, markup=False, highlight=False, soft_wrap=True)
 
 
+def error(message: str) -> None:
+    """The one form of an error line: `taskchain: error: ...` on stderr."""
+    sys.stderr.write(f"taskchain: error: {message}\n")
+    sys.stderr.flush()
+
+
 def emit_json(document: Any) -> None:
     sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
     sys.stdout.flush()

@@ -17,6 +17,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from taskchain.chains import all_types
+from taskchain.chains.base import ChainType, brief
 from taskchain.store.models import ChainRecord, Status, StepRecord
 from taskchain.store.queries import ChainView, Stats
 from taskchain.timeparse import iso
@@ -50,6 +52,19 @@ def value_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def result_summary(chain_type: str, result: Any) -> str:
+    """A step's (or a chain's final) result in one short line, as its chain type sums it up:
+    `checksum: 2 files, 1.2 KB` rather than a kilobyte of JSON. The whole result stays in
+    `result`, `status --json` and `watch --json`."""
+    if result is None:
+        return ""
+    try:
+        kind = all_types().get(chain_type, ChainType)
+        return kind.summarize(result)
+    except Exception:  # a plug-in's summary (or its import) must never break a watcher
+        return brief(result)
+
+
 def duration(start: datetime | None, end: datetime | None, *, now: datetime | None = None) -> str:
     if start is None:
         return ""
@@ -69,10 +84,11 @@ def steps_table(
     ascii: bool = False,
     max_rows: int | None = None,
     live: bool = False,
+    chain_type: str = "",
 ) -> Table:
     """One row per step. A `live` view (a terminal) keeps every row on one line (long cells
     end in `…`), turns a spinner (`frame`) and shows at most `max_rows` steps, around the
-    current one."""
+    current one. A result shows as its chain type's one-line summary."""
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=not live)
     for header, justify in (("#", "right"), ("step", "left"), ("queue", "left"),
                             ("status", "left"), ("tries", "right"), ("started", "left"),
@@ -101,7 +117,7 @@ def steps_table(
             str(step.attempts),
             _clock(step.started_at),
             duration(step.started_at, step.finished_at, now=now),
-            _outcome(step, cut=live),
+            _outcome(step, chain_type, cut=live),
         )
     return table
 
@@ -117,12 +133,12 @@ def _cell(text: str, style: str, *, cut: bool) -> Text:
     return Text(text, style=style)
 
 
-def _outcome(step: StepRecord, *, cut: bool = False) -> Text:
+def _outcome(step: StepRecord, chain_type: str, *, cut: bool = False) -> Text:
     if step.status == Status.FAILED or (step.error and not step.status.finished):
         return _cell(step.error or "", "red", cut=cut)
     if step.status == Status.RUNNING and step.progress:
         return _cell(step.progress, "cyan", cut=cut)
-    return _cell(value_text(step.result), "", cut=cut)
+    return _cell(result_summary(chain_type, step.result), "", cut=cut)
 
 
 def _window(steps: list[StepRecord], max_rows: int | None) -> tuple[list[StepRecord], int, int]:
@@ -152,7 +168,8 @@ def chain_header(chain: ChainRecord, *, now: datetime | None = None) -> Text:
 
 
 def chain_view(view: ChainView, *, now: datetime | None = None) -> Group:
-    parts: list[Any] = [chain_header(view.chain, now=now), steps_table(view.steps, now=now)]
+    steps = steps_table(view.steps, now=now, chain_type=view.chain.type)
+    parts: list[Any] = [chain_header(view.chain, now=now), steps]
     return Group(*parts, *_ending(view.chain))
 
 
@@ -209,9 +226,11 @@ def live_view(
     bar.append(f"  {done}/{total} steps  elapsed {elapsed(chain, now=now)}")
     parts.append(bar)
     parts.append(Text())
-    parts.append(
-        steps_table(view.steps, now=now, frame=frame, ascii=ascii, max_rows=max_rows, live=True)
-    )
+    table = steps_table(
+        view.steps, now=now, frame=frame, ascii=ascii, max_rows=max_rows, live=True,
+        chain_type=chain.type,
+    )  # fmt: skip
+    parts.append(table)
     return Group(*parts, *_ending(chain))
 
 
@@ -253,7 +272,7 @@ def board(
         progress = progress_bar(done, total, width=10, ascii=ascii, style=STYLES[chain.status])
         progress.append(f" {done}/{total}")
         outcome = (
-            _cell(value_text(chain.result), "", cut=True)
+            _cell(result_summary(chain.type, chain.result), "", cut=True)
             if chain.status == Status.COMPLETED
             else _cell(chain.error or "", "red", cut=True)
         )
@@ -327,8 +346,9 @@ def stats_table(stats: Stats) -> Group:
 
 
 def step_line(chain: ChainRecord, step: StepRecord) -> str:
-    """One plain line for a step change (watch when not on a terminal)."""
-    detail = step.error if step.status == Status.FAILED else value_text(step.result)
+    """One plain line for a step change (watch when not on a terminal); a result shows as
+    its one-line summary."""
+    detail = step.error if step.status == Status.FAILED else result_summary(chain.type, step.result)
     if step.status == Status.RUNNING:
         detail = step.progress or ""
     line = (
@@ -337,6 +357,11 @@ def step_line(chain: ChainRecord, step: StepRecord) -> str:
     if step.attempts > 1:
         line += f" (attempt {step.attempts})"
     return f"{line} {detail}".rstrip()
+
+
+def failure_line(chain: ChainRecord) -> str:
+    """Why a chain did not complete, for `taskchain: error: ...` (`submit -q`)."""
+    return f"chain {chain.id} {chain.status.value}: {chain.error or 'no reason recorded'}"
 
 
 def chain_line(chain: ChainRecord) -> str:
@@ -357,11 +382,12 @@ def _tally(views: Sequence[ChainView]) -> str:
 
 
 def summary_line(chain: ChainRecord) -> str:
+    """The last plain line of a chain followed: its end, and its result's summary or error."""
     line = f"{chain.id} {chain.type} {chain.status.value}"
     if chain.started_at:
         line += f" in {duration(chain.started_at, chain.finished_at)}"
     if chain.status == Status.COMPLETED:
-        return f"{line}: result {value_text(chain.result)}"
+        return f"{line}: result {result_summary(chain.type, chain.result)}"
     return f"{line}: {chain.error}" if chain.error else line
 
 

@@ -117,8 +117,11 @@ def follow_chain(
             final = wait.follow(chain_id, timeout=timeout, on_change=lines.steps if show else None)
     except KeyboardInterrupt:
         raise _interrupted(chain_id, owner=owner) from None
-    if not json_lines and (show or final.chain.status != Status.COMPLETED):
+    if show and not json_lines:
         stream_console.print(render.summary_line(final.chain), markup=False, highlight=False)
+    elif not show and final.chain.status != Status.COMPLETED:
+        # Quiet (`submit -q`): nothing but the id, unless the chain failed, which is an error.
+        output.error(render.failure_line(final.chain))
     return core.exit_code(final.chain.status)
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 
+import pytest
 from typer.testing import CliRunner
 
 from taskchain.cli import app
@@ -97,3 +99,65 @@ def test_delete_removes_the_chains_files_in_the_workspace(runner: CliRunner, wor
     assert runner.invoke(app, ["delete", chain_id, "--yes"]).exit_code == 0
     assert not folder.exists()
     assert (workspace / "t.csv").exists()
+
+
+# ---- delete's question ------------------------------------------------------------------
+
+
+@pytest.fixture
+def at_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """stdin is a terminal, as when a person types `taskchain delete ID`."""
+    from taskchain.cli import manage
+
+    monkeypatch.setattr(manage, "_interactive", lambda: True)
+
+
+def question(chain_id: str) -> str:
+    return f"Delete 1 chain(s): {chain_id[:12]}? [y/N]: "
+
+
+@pytest.mark.parametrize("answer", ["n\n", "\n", "no\n"])
+def test_declining_delete_deletes_nothing_and_exits_0(
+    runner: CliRunner, at_a_terminal: None, answer: str
+) -> None:
+    chain_id = recorded({"numbers": [1, 2]})
+    result = runner.invoke(app, ["delete", chain_id], input=answer)
+    assert (result.exit_code, result.stdout) == (0, "")
+    assert result.stderr == question(chain_id) + "nothing deleted\n"
+    assert status(runner, chain_id)["id"] == chain_id
+
+
+def test_agreeing_to_delete_deletes(runner: CliRunner, at_a_terminal: None) -> None:
+    chain_id = recorded({"numbers": [1, 2]})
+    result = runner.invoke(app, ["delete", chain_id], input="y\n")
+    assert (result.exit_code, result.stdout) == (0, "")
+    assert result.stderr == question(chain_id) + f"deleted {chain_id}\n"
+    assert runner.invoke(app, ["status", chain_id]).exit_code == 3
+
+
+def test_end_of_input_at_the_question_is_an_interruption(
+    runner: CliRunner, at_a_terminal: None
+) -> None:
+    chain_id = recorded({"numbers": [1, 2]})
+    result = runner.invoke(app, ["delete", chain_id], input="")
+    assert (result.exit_code, result.stdout) == (130, "")
+    assert (
+        result.stderr == question(chain_id) + "\ntaskchain: error: interrupted; nothing deleted\n"
+    )
+    assert "Aborted" not in result.output
+    assert status(runner, chain_id)["id"] == chain_id
+
+
+def test_declining_at_a_real_terminal(env: dict[str, str]) -> None:
+    from tests.support import proc
+    from tests.support.terminal import Terminal, terminal_env
+
+    made = proc.run(["submit", "math_chain", "--numbers", "1", "2", "-q"], env)
+    assert made.returncode == 0, made.stderr
+    chain_id = made.stdout.strip()
+    term = Terminal(["delete", chain_id[:8]], terminal_env(env))
+    term.wait_for("[y/N]: ")
+    os.write(term.master, b"n\r")
+    assert term.finish() == 0
+    assert term.text().replace("\r\n", "\n") == question(chain_id) + "n\nnothing deleted\n"
+    assert proc.run(["status", chain_id, "--json"], env).returncode == 0

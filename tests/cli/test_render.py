@@ -252,3 +252,74 @@ def test_columns_keep_their_width_from_waiting_to_running() -> None:
     assert frame[2] == "────────────────────────  0/4 steps  elapsed 3.00s"
     assert frame[4] == lines(render.live_view(running(), now=at(3), frame=0))[4]
     assert frame[6] == "1   add 2   math    PENDING         0"
+
+
+IO_RESULT = {
+    "op": "checksum",
+    "targets": ["a.txt", "b.txt"],
+    "files": [{"path": p, "size": 600, "sha256": "ab" * 32} for p in ("a.txt", "b.txt")],
+}
+
+
+def io_view() -> ChainView:
+    return ChainView(
+        chain(Status.COMPLETED, type="io_chain", step_count=1, finished_at=at(2), result=IO_RESULT),
+        [step(0, Status.COMPLETED, start=1, end=1.5, name="checksum", result=IO_RESULT)],
+    )
+
+
+def test_plain_lines_carry_the_chain_types_summary_not_the_whole_result() -> None:
+    view = io_view()
+    assert render.step_line(view.chain, view.steps[0]) == (
+        "0123456789ab step 1/1 checksum COMPLETED checksum: 2 files, 1.2 KB"
+    )
+    assert render.summary_line(view.chain) == (
+        f"{ID} io_chain COMPLETED in 1.00s: result checksum: 2 files, 1.2 KB"
+    )
+
+
+def test_a_long_integer_is_abbreviated_in_plain_lines() -> None:
+    big = int("1" + "0" * 3998 + "7")
+    view = ChainView(
+        chain(Status.COMPLETED, step_count=1, finished_at=at(2), result=big),
+        [step(0, Status.COMPLETED, start=1, end=1.5, name="add 7", result=big)],
+    )
+    assert render.step_line(view.chain, view.steps[0]) == (
+        "0123456789ab step 1/1 add 7 COMPLETED 100000…000007 (4000 digits)"
+    )
+    assert render.summary_line(view.chain).endswith(": result 100000…000007 (4000 digits)")
+
+
+def test_tables_show_the_summary_in_the_result_cell() -> None:
+    view = io_view()
+    row = "1   checksum   math    COMPLETED       1   12:00:01   0.50s   checksum: 2 files, 1.2 KB"
+    assert lines(render.live_view(view, now=at(9)))[6] == row
+    assert row in [line.strip() for line in lines(render.chain_view(view, now=at(9)))]
+    board = lines(render.board([view], since=at(0), now=at(9)))
+    assert board[-1].endswith("   checksum: 2 files, 1.2 KB")
+
+
+def test_an_unknown_type_or_a_failing_summary_falls_back_to_compact_json(
+    monkeypatch: Any,
+) -> None:
+    from taskchain.chains.io import IoChain
+
+    view = io_view()
+    view.chain.type = "gone_chain"  # a plug-in no longer installed
+    assert render.result_summary("gone_chain", {"a": 1}) == '{"a":1}'
+
+    def broken(result: Any) -> str:
+        raise KeyError("files")
+
+    monkeypatch.setattr(IoChain, "summarize", broken)
+    line = render.step_line(io_view().chain, io_view().steps[0])
+    assert line.startswith('0123456789ab step 1/1 checksum COMPLETED {"op":"checksum","targets"')
+    assert len(line.split(" COMPLETED ", 1)[1]) == 80
+
+
+def test_failure_line_for_quiet_submit() -> None:
+    assert render.failure_line(failed().chain) == (
+        f"chain {ID} FAILED: step 2 (divide 0) failed: division by zero (3 // 0)"
+    )
+    cancelled = chain(Status.CANCELLED, error=None)
+    assert render.failure_line(cancelled) == f"chain {ID} CANCELLED: no reason recorded"
