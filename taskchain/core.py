@@ -10,7 +10,7 @@ from datetime import datetime
 
 from taskchain.errors import InvalidInput, TaskchainError
 from taskchain.store import ChainRecord, Status, queries, session, transitions
-from taskchain.store.queries import ChainView, Stats, is_orphaned, runner_label
+from taskchain.store.queries import ChainView, Stats, runner_label
 from taskchain.timeparse import iso
 
 
@@ -127,11 +127,6 @@ def _remove_chain_files(chain_id: str) -> None:
     folder = root / ".taskchain" / chain_id
     if folder.is_dir() and not folder.is_symlink() and folder.resolve().is_relative_to(root):
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def chain_exit_code(chain: ChainRecord) -> int:
-    """As `exit_code`, and 1 for an orphaned chain: it will not finish on its own."""
-    return 1 if is_orphaned(chain) else exit_code(chain.status)
 
 
 def exit_code(status: Status) -> int:

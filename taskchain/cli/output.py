@@ -113,7 +113,6 @@ def result_json(chain: ChainRecord) -> dict[str, Any]:
         "status": chain.status.value,
         "result": chain.result,
         "error": chain.error,
-        "orphaned": is_orphaned(chain),
     }
 
 

@@ -53,17 +53,18 @@ def result(
         except core.Orphaned:  # its runner died on the way: answer as without --wait
             view = core.get(view.chain.id)
     chain = view.chain
+    orphaned = is_orphaned(chain)
+    if orphaned:  # it will not finish on its own: say why, with --json too
+        output.say(core.orphan_reason(chain))
     if json:
         output.emit_json(output.result_json(chain))
     elif chain.status == Status.COMPLETED:
         typer.echo(render.value_text(chain.result))
     elif chain.status.finished:
         output.say(f"chain {chain.id} {chain.status.value}: {chain.error or 'no result'}")
-    elif is_orphaned(chain):
-        output.say(core.orphan_reason(chain))
-    else:
+    elif not orphaned:
         output.say(f"chain {chain.id} is {chain.status.value}: no result yet (use --wait)")
-    raise typer.Exit(core.chain_exit_code(chain))
+    raise typer.Exit(1 if orphaned else core.exit_code(chain.status))
 
 
 def list_(

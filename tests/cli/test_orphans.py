@@ -102,9 +102,9 @@ def test_result_of_an_orphan_says_why_and_exits_1(runner: CliRunner, wait: bool)
     assert (done.exit_code, done.stdout) == (1, "")
     assert done.stderr == reason(chain_id) + "\n"
     as_json = invoke(runner, *args, "--json")
-    assert as_json.exit_code == 1
+    assert (as_json.exit_code, as_json.stderr) == (1, reason(chain_id) + "\n")
     doc = json.loads(as_json.stdout)
-    assert (doc["status"], doc["orphaned"], doc["result"]) == ("RUNNING", True, None)
+    assert (doc["status"], doc["result"], doc["error"]) == ("RUNNING", None, None)
 
 
 def test_watch_id_on_an_orphan_ends_at_once_with_exit_1(runner: CliRunner) -> None:
@@ -170,3 +170,19 @@ def test_reopen_takes_an_orphan_only_once_its_lease_has_expired() -> None:
             session=s, chain_id=dead, new_task_ids={1: "c"}, runner="me:1:x",
             runner_lease_until=utcnow() + timedelta(minutes=1),
         ) is None  # fmt: skip
+
+
+def test_the_recovery_sweep_leaves_embedded_chains_to_their_process() -> None:
+    """A distributed worker sharing the store must not run an orphan behind `retry`'s back."""
+    chain_id = orphan()
+    later = utcnow() + timedelta(hours=1)
+    with session() as s:
+        stale = queries.stale_steps(session=s, now=later, pending_after=later)
+    assert chain_id not in {c for c, _ in stale}
+    with session(write=True) as s:  # the same chain run by workers (no runner) is swept
+        chain = s.get(queries.ChainRecord, chain_id)
+        assert chain is not None
+        chain.runner = None
+    with session() as s:
+        stale = queries.stale_steps(session=s, now=later, pending_after=later)
+    assert (chain_id, 1) in stale

@@ -106,7 +106,7 @@ def test_a_killed_embedded_submit_leaves_an_orphan_that_retry_finishes(
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout) == {
             "schema_version": 1, "id": chain_id, "status": "COMPLETED", "result": 3,
-            "error": None, "orphaned": False,
+            "error": None,
         }  # fmt: skip
         # Step 1 kept its result and was not run again; the killed step 2 never finished
         # before, so each step finished exactly once.
