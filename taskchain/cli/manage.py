@@ -58,8 +58,8 @@ def retry(
     wait: Annotated[bool, typer.Option("--wait", "-w", help="Block until it finishes.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
 ) -> None:
-    """Re-run a FAILED or CANCELLED chain from its first unfinished step, keeping the results
-    of completed steps (a new attempt on the same chain).
+    """Re-run a FAILED, CANCELLED or orphaned chain (its embedded runner died) from its first
+    unfinished step, keeping the results of completed steps (a new attempt on the same chain).
 
     Example: taskchain retry 3f2a --wait
     """
