@@ -8,9 +8,33 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from taskchain.errors import InvalidInput
+from taskchain.errors import InvalidInput, TaskchainError
 from taskchain.store import ChainRecord, Status, queries, session, transitions
-from taskchain.store.queries import ChainView, Stats
+from taskchain.store.queries import ChainView, Stats, runner_label
+from taskchain.timeparse import iso
+
+
+class Orphaned(TaskchainError):
+    """Followed a chain whose embedded runner died: it will not finish until retried."""
+
+    exit_code = 1
+
+    def __init__(self, chain: ChainRecord) -> None:
+        super().__init__(orphan_reason(chain))
+        self.chain_id = chain.id
+
+
+def orphan_reason(chain: ChainRecord) -> str:
+    """Why an orphaned chain stands still, and what to do: one line."""
+    return f"chain {chain.id} is orphaned: {orphan_detail(chain)}"
+
+
+def orphan_detail(chain: ChainRecord) -> str:
+    who = runner_label(chain.runner or "?")
+    return (
+        f"its embedded runner ({who}) died (its lease expired at "
+        f"{iso(chain.runner_lease_expires_at)}); resume it with: taskchain retry {chain.id}"
+    )
 
 
 def _ref(ref: str) -> str:

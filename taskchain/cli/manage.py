@@ -87,9 +87,10 @@ def retry(
     wait: Annotated[bool, typer.Option("--wait", "-w", help="Block until it finishes.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
 ) -> None:
-    """Re-run a FAILED or CANCELLED chain from its first unfinished step.
+    """Re-run a FAILED, CANCELLED or orphaned chain from its first unfinished step.
 
-    Completed steps keep their results; the run is a new attempt on the same chain.
+    Completed steps keep their results; the run is a new attempt on the same chain. A chain is
+    orphaned when the embedded `submit` that ran it died (its runner's lease expired).
 
     Example: taskchain retry 3f2a --wait
     """

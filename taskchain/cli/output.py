@@ -11,7 +11,7 @@ from typing import Any, TextIO
 from rich.console import Console
 
 from taskchain.store.models import ChainRecord, StepRecord
-from taskchain.store.queries import ChainView, Stats
+from taskchain.store.queries import ChainView, Stats, is_orphaned
 from taskchain.timeparse import iso
 
 SCHEMA_VERSION = 1
@@ -105,6 +105,10 @@ def chain_summary_json(chain: ChainRecord) -> dict[str, Any]:
         "attempt": chain.attempt,
         "result": chain.result,
         "error": chain.error,
+        # Derived on read: unfinished, and its embedded runner stopped renewing its lease.
+        "orphaned": is_orphaned(chain),
+        "workspace": chain.workspace,
+        "submit_host": chain.submit_host,
     }
 
 
@@ -125,6 +129,7 @@ def stats_json(stats: Stats) -> dict[str, Any]:
         "by_status": stats.by_status,
         "by_type": stats.by_type,
         "durations": stats.durations,
+        "orphaned": stats.orphaned,
     }
 
 

@@ -9,6 +9,7 @@ import typer
 from taskchain import core
 from taskchain.cli import output, render
 from taskchain.store import Status
+from taskchain.store.queries import is_orphaned
 from taskchain.timeparse import parse_duration, parse_time
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
@@ -37,26 +38,34 @@ def result(
         str | None, typer.Option(help="With --wait: give up after this long with exit 124.")
     ] = None,
 ) -> None:
-    """Print a chain's result; exit 0 if COMPLETED, 1 if FAILED/CANCELLED, 124 if unfinished.
+    """Print a chain's result; exit 0 if COMPLETED, 1 if FAILED/CANCELLED/orphaned, 124 if not done.
+
+    An orphaned chain is one whose embedded runner died (see `status`).
 
     Example: taskchain result 3f2a --wait --timeout 90s --json | jq .result
     """
     limit = parse_duration(timeout, option="--timeout") if timeout is not None else None
     view = core.get(chain_ref)
-    if wait and not view.chain.status.finished:
+    if wait and not view.chain.status.finished and not is_orphaned(view.chain):
         from taskchain.cli.watch import wait_for
 
-        view = wait_for(view.chain.id, timeout=limit)  # live view on stderr if a terminal
+        try:
+            view = wait_for(view.chain.id, timeout=limit)  # live view on stderr if a terminal
+        except core.Orphaned:  # its runner died on the way: answer as without --wait
+            view = core.get(view.chain.id)
     chain = view.chain
+    orphaned = is_orphaned(chain)
+    if orphaned:  # it will not finish on its own: say why, with --json too
+        output.say(core.orphan_reason(chain))
     if json:
         output.emit_json(output.result_json(chain))
     elif chain.status == Status.COMPLETED:
         typer.echo(render.value_text(chain.result))
     elif chain.status.finished:
         output.say(f"chain {chain.id} {chain.status.value}: {chain.error or 'no result'}")
-    else:
+    elif not orphaned:
         output.say(f"chain {chain.id} is {chain.status.value}: no result yet (use --wait)")
-    raise typer.Exit(core.exit_code(chain.status))
+    raise typer.Exit(1 if orphaned else core.exit_code(chain.status))
 
 
 def list_(

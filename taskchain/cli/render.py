@@ -19,8 +19,9 @@ from rich.text import Text
 
 from taskchain.chains import all_types
 from taskchain.chains.base import ChainType, brief
+from taskchain.core import orphan_detail
 from taskchain.store.models import ChainRecord, Status, StepRecord
-from taskchain.store.queries import ChainView, Stats
+from taskchain.store.queries import ChainView, Stats, is_orphaned
 from taskchain.timeparse import iso
 
 STYLES = {
@@ -154,16 +155,30 @@ def _window(steps: list[StepRecord], max_rows: int | None) -> tuple[list[StepRec
     return steps[start : start + rows], start, len(steps) - start - rows
 
 
+def chain_status_text(
+    chain: ChainRecord, *, now: datetime | None = None, frame: int | None = None,
+    ascii: bool = False,
+) -> Text:  # fmt: skip
+    """The chain's status word, and ORPHANED after it when its embedded runner died."""
+    if not is_orphaned(chain, now=now):
+        return status_text(chain.status, frame=frame, ascii=ascii)
+    text = status_text(chain.status)  # no spinner: nothing runs it
+    text.append(" ORPHANED", style="bold red")
+    return text
+
+
 def chain_header(chain: ChainRecord, *, now: datetime | None = None) -> Text:
     text = Text()
     text.append(f"chain {chain.id}", style="bold")
     text.append(f"  {chain.type}  ")
-    text.append_text(status_text(chain.status))
+    text.append_text(chain_status_text(chain, now=now))
     if chain.description:
         text.append(f"\n{chain.description}", style="italic")
     text.append(f"\ncreated {iso(chain.created_at)}")
     if chain.started_at:
         text.append(f"  ran {duration(chain.started_at, chain.finished_at, now=now)}")
+    if chain.workspace:
+        text.append(f"\nworkspace {chain.workspace} (submitted on {chain.submit_host or '?'})")
     return text
 
 
@@ -178,6 +193,8 @@ def _ending(chain: ChainRecord) -> list[Text]:
         return [Text(f"result: {value_text(chain.result)}")]
     if chain.error:
         return [Text(f"error: {chain.error}", style="red")]
+    if is_orphaned(chain):
+        return [Text(f"orphaned: {orphan_detail(chain)}", style="red")]
     return []
 
 
@@ -214,7 +231,7 @@ def live_view(
     title = Text()
     title.append(f"chain {chain.id}", style="bold")
     title.append(f"  {chain.type}  ")
-    title.append_text(status_text(chain.status))
+    title.append_text(chain_status_text(chain, now=now))
     if chain.attempt > 1:
         title.append(f"  (attempt {chain.attempt})")
     parts: list[Any] = [title]
@@ -279,7 +296,7 @@ def board(
         table.add_row(
             chain.id[:12],
             _cell(chain.type, "", cut=True),
-            status_text(chain.status, frame=frame, ascii=ascii),
+            chain_status_text(chain, now=now, frame=frame, ascii=ascii),
             progress,
             _cell(_current_step(v), "", cut=True),
             elapsed(chain, now=now),
@@ -316,7 +333,7 @@ def chains_table(chains: list[ChainRecord], *, now: datetime | None = None) -> T
         table.add_row(
             chain.id,
             chain.type,
-            status_text(chain.status),
+            chain_status_text(chain, now=now),
             iso(chain.created_at) or "",
             duration(chain.started_at, chain.finished_at, now=now),
             chain.description,

@@ -22,7 +22,7 @@ from taskchain.engine import wait
 from taskchain.errors import ChainNotFound, StoreUnavailable, TaskchainError
 from taskchain.settings import get_settings
 from taskchain.store import Status
-from taskchain.store.queries import ChainView
+from taskchain.store.queries import ChainView, is_orphaned
 from taskchain.timeparse import parse_duration
 
 #: Lines a live frame needs besides the step rows: title, progress, table head, result, slack.
@@ -108,13 +108,15 @@ def follow_chain(
     stream = "stdout" if to_stdout else "stderr"
     try:
         if json_lines:
-            final = wait.follow(chain_id, timeout=timeout, on_change=_emit_chain)
+            final = wait.follow(chain_id, timeout=timeout, on_change=_emit_chain, owner=owner)
         elif show and _live_ok(stream):
-            final = _follow_live(chain_id, stream_console, timeout)
+            final = _follow_live(chain_id, stream_console, timeout, owner=owner)
             return core.exit_code(final.chain.status)
         else:
             lines = _Lines(stream_console)
-            final = wait.follow(chain_id, timeout=timeout, on_change=lines.steps if show else None)
+            final = wait.follow(
+                chain_id, timeout=timeout, on_change=lines.steps if show else None, owner=owner
+            )
     except KeyboardInterrupt:
         raise _interrupted(chain_id, owner=owner) from None
     if show and not json_lines:
@@ -139,14 +141,16 @@ def _live_ok(stream: str) -> bool:
     return not output.plain(sys.stdout if stream == "stdout" else sys.stderr)
 
 
-def _follow_live(chain_id: str, console: Console, timeout: float | None) -> ChainView:
+def _follow_live(
+    chain_id: str, console: Console, timeout: float | None, *, owner: bool = False
+) -> ChainView:
     first = wait.read(chain_id)
     if first.chain.status.finished:  # nothing will move: the final table, once
         console.print(render.live_view(first, ascii=console.options.ascii_only))
         return first
     return live.run(
         console,
-        lambda push: wait.follow(chain_id, timeout=timeout, on_change=push),
+        lambda push: wait.follow(chain_id, timeout=timeout, on_change=push, owner=owner),
         draw=_live_draw(console),
         key=_live_key,
     )
@@ -163,6 +167,11 @@ def _state(view: ChainView) -> tuple[object, ...]:
     return (view.chain.status, tuple((s.status, s.attempts, s.progress) for s in view.steps))
 
 
+def _settled(view: ChainView) -> bool:
+    """Nothing more to wait for: finished, or orphaned (it moves again only if retried)."""
+    return view.chain.status.finished or is_orphaned(view.chain)
+
+
 def follow_all(
     *,
     timeout: float | None,
@@ -173,11 +182,13 @@ def follow_all(
     active; call `on_change(all_views, changed_views)`. Waits out brief store outages."""
     start = time.monotonic()
     views: dict[str, ChainView] = {}
+    orphans = _Orphans()
     polled = False
     outage_since: float | None = None
     while True:
         try:
-            changed = _poll_all(views)
+            before = set(views)
+            changed = orphans.sort(views, before, _poll_all(views))
             polled, outage_since = True, None
         except StoreUnavailable:
             now = time.monotonic()
@@ -189,12 +200,39 @@ def follow_all(
             continue
         if changed:
             on_change(list(views.values()), changed)
-        if all(v.chain.status.finished for v in views.values()):
+        if all(_settled(v) for v in views.values()):
             return list(views.values())
         if timeout is not None and time.monotonic() - start >= timeout:
-            active = sum(not v.chain.status.finished for v in views.values())
+            active = sum(not _settled(v) for v in views.values())
             raise StillActive(f"{active} chain(s) still active after {timeout:g}s; they go on")
         time.sleep(interval)
+
+
+class _Orphans:
+    """Chains whose embedded runner died never finish, so `watch` must not wait on them: one
+    orphaned when first seen is not watched (named once on stderr); one orphaned while
+    watched counts as settled, and shows up as changed once so that its end is shown."""
+
+    def __init__(self) -> None:
+        self.passed: set[str] = set()
+        self.reported: set[str] = set()
+
+    def sort(
+        self, views: dict[str, ChainView], before: set[str], changed: list[ChainView]
+    ) -> list[ChainView]:
+        for chain_id in set(views) - before:
+            if is_orphaned(views[chain_id].chain):
+                view = views.pop(chain_id)
+                changed = [v for v in changed if v.chain.id != chain_id]
+                if chain_id not in self.passed:
+                    self.passed.add(chain_id)
+                    output.say(f"not watched: {core.orphan_reason(view.chain)}")
+        for chain_id, view in views.items():
+            if chain_id not in self.reported and is_orphaned(view.chain):
+                self.reported.add(chain_id)
+                if all(v.chain.id != chain_id for v in changed):
+                    changed.append(view)
+        return changed
 
 
 def _poll_all(views: dict[str, ChainView]) -> list[ChainView]:
@@ -231,7 +269,11 @@ def watch_all(*, timeout: float | None, json_lines: bool) -> int:
         output.say("no active chains")
         return 0
     if not json_lines:
-        console.print(render.board_summary(views), markup=False, highlight=False)
+        line = render.board_summary(views)
+        orphans = sum(is_orphaned(v.chain) for v in views)
+        if orphans:
+            line += f" ({orphans} of them orphaned: their runner died; taskchain retry ID)"
+        console.print(line, markup=False, highlight=False)
     return 0 if all(v.chain.status == Status.COMPLETED for v in views) else 1
 
 
@@ -250,6 +292,9 @@ class _AllLines(_Lines):
             self.steps(view)
             if view.chain.status.finished:
                 self.print(render.summary_line(view.chain))
+            elif is_orphaned(view.chain):
+                chain = view.chain
+                self.print(f"{chain.id} {chain.type} ORPHANED: {core.orphan_detail(chain)}")
 
 
 def _emit_changed(_all: list[ChainView], changed: list[ChainView]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 import warnings
@@ -33,7 +34,8 @@ def ensure_worker() -> None:
             redirect_stdouts=False,
             quiet=True,
             loglevel="ERROR",
-            hostname=f"embedded@{threading.get_native_id()}",
+            # Node name first, host after the @ (as Celery names workers): messages name both.
+            hostname=f"embedded-{threading.get_native_id()}@{socket.gethostname()}",
         )
         ready = threading.Event()
 

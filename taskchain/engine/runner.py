@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import threading
 import time
 import uuid
@@ -20,6 +21,8 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from taskchain.chains import StepContext, StepPlan, get_type
+from taskchain.engine import owner
+from taskchain.engine.submit import workspace_mismatch
 from taskchain.errors import StepError, StoreUnavailable, TaskchainError
 from taskchain.settings import get_settings
 from taskchain.store import Status, queries, session, transitions
@@ -85,6 +88,12 @@ def execute_step(chain_id: str, index: int, *, worker: str) -> Outcome:
                 return _follow_on(s, chain_id, index, chain.step_count)
             if step.status.finished:
                 return None
+            if settings.embedded and chain.runner not in (None, owner.token()):
+                return None  # a retry elsewhere took this chain over from this process
+            mismatch = workspace_mismatch(chain, settings.workspace, who=_who(worker))
+            if mismatch and _claimable(step):
+                transitions.fail_step(session=s, chain_id=chain_id, index=index, error=mismatch)
+                return None
             if step.attempts >= MAX_ATTEMPTS and _claimable(step):
                 lost = f"gave up after {step.attempts} attempts (its worker was lost each time)"
                 transitions.fail_step(session=s, chain_id=chain_id, index=index, error=lost)
@@ -129,6 +138,12 @@ def execute_step(chain_id: str, index: int, *, worker: str) -> Outcome:
 
     recorded = with_store_retry(record)
     return index + 1 if recorded and not last else None
+
+
+def _who(worker: str) -> str:
+    """`worker w1@host`: Celery's node name, with this host added when the name lacks it."""
+    host = socket.gethostname()
+    return f"worker {worker}" if worker.endswith(f"@{host}") else f"worker {worker} on {host}"
 
 
 def _claimable(step: queries.StepRecord) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from taskchain.core import Orphaned
 from taskchain.errors import StoreUnavailable, TimedOut
 from taskchain.store import queries, session
 from taskchain.store.queries import ChainView
@@ -23,11 +24,14 @@ def follow(
     timeout: float | None = None,
     on_change: Callable[[ChainView], None] | None = None,
     interval: float = 0.25,
+    owner: bool = False,
 ) -> ChainView:
     """Poll until the chain is finished; call `on_change` with every new state seen.
 
-    Raises TimedOut after `timeout` seconds. A store that is unavailable for less than
-    OUTAGE_PATIENCE seconds is waited out; longer, StoreUnavailable propagates.
+    Raises TimedOut after `timeout` seconds, and Orphaned once the chain's embedded runner
+    has died (unless `owner`: this process is that runner, late renewing its lease, and the
+    chain goes on here). A store that is unavailable for less than OUTAGE_PATIENCE seconds
+    is waited out; longer, StoreUnavailable propagates.
     """
     start = time.monotonic()
     delay = 0.01
@@ -52,6 +56,8 @@ def follow(
                 on_change(view)
         if view.chain.status.finished:
             return view
+        if not owner and queries.is_orphaned(view.chain):
+            raise Orphaned(view.chain)
         if timeout is not None and time.monotonic() - start >= timeout:
             raise TimedOut(chain_id, timeout)
         time.sleep(delay)
@@ -61,5 +67,6 @@ def follow(
 def _fingerprint(view: ChainView) -> tuple[object, ...]:
     return (
         view.chain.status,
+        queries.is_orphaned(view.chain),
         tuple((s.status, s.attempts, s.progress, s.error) for s in view.steps),
     )

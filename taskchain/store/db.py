@@ -17,6 +17,7 @@ from sqlmodel import Session, SQLModel
 from taskchain.errors import InvalidInput, StoreUnavailable
 from taskchain.settings import get_settings, mask_url
 from taskchain.store import models, upgrade  # noqa: F401  (models registers the tables)
+from taskchain.store.columns import add_missing_columns
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -68,6 +69,8 @@ def _create(url: str) -> Engine:
             # Check-then-create as one writer: two first users must not deadlock on the upgrade.
             SQLModel.metadata.create_all(engine.execution_options(**{_WRITE: True}))
         upgrade.upgrade(engine)
+        # A store made by an older version lacks the columns added since: add them.
+        add_missing_columns(engine, write_options={_WRITE: True})
     except DBAPIError as exc:
         engine.dispose()
         raise StoreUnavailable(mask_url(url), _reason(exc)) from exc

@@ -99,6 +99,14 @@ class ChainRecord(SQLModel, table=True):
     step_count: int = 0
     cancel_requested: bool = False
     attempt: int = 1
+    # Added after the first release: nullable, so `store/columns.py` can add them in place.
+    #: The embedded process running the chain (`host:pid:nonce`), None when workers run it.
+    runner: str | None = Field(default=None, max_length=255, nullable=True)
+    #: Until when that process is known alive; it renews this while it runs (see orphans).
+    runner_lease_expires_at: datetime | None = _time()
+    #: The resolved workspace the chain was validated against, and the host that submitted it.
+    workspace: str | None = Field(default=None, nullable=True)
+    submit_host: str | None = Field(default=None, max_length=255, nullable=True)
 
 
 class StepRecord(SQLModel, table=True):

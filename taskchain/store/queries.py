@@ -11,7 +11,34 @@ from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from taskchain.errors import AmbiguousId, ChainNotFound
-from taskchain.store.models import CHAIN_STATUSES, ChainRecord, Status, StepRecord
+from taskchain.store.models import CHAIN_STATUSES, ChainRecord, Status, StepRecord, utcnow
+
+LIVE = (Status.PENDING, Status.RUNNING)
+
+
+def is_orphaned(chain: ChainRecord, *, now: datetime | None = None) -> bool:
+    """An unfinished chain whose embedded runner stopped renewing its lease: that process died
+    (or is frozen), and nothing else will run the chain until it is retried."""
+    return (
+        chain.status in LIVE
+        and chain.runner is not None
+        and chain.runner_lease_expires_at is not None
+        and chain.runner_lease_expires_at < (now or utcnow())
+    )
+
+
+def _orphaned_clause(now: datetime) -> Any:
+    return (
+        col(ChainRecord.status).in_(list(LIVE))
+        & col(ChainRecord.runner).is_not(None)
+        & (col(ChainRecord.runner_lease_expires_at) < now)
+    )
+
+
+def runner_label(token: str) -> str:
+    """`pid 123 on host h` for a runner token `h:123:nonce` (see engine/embedded.py)."""
+    host, _, rest = token.rpartition(":")[0].rpartition(":")
+    return f"pid {rest} on host {host}" if host else token
 
 
 @dataclass(frozen=True)
@@ -90,6 +117,8 @@ class Stats:
     by_status: dict[str, int] = field(default_factory=dict)
     by_type: dict[str, dict[str, int]] = field(default_factory=dict)
     durations: dict[str, float | int | None] = field(default_factory=dict)
+    #: PENDING/RUNNING chains (counted there too) whose embedded runner died.
+    orphaned: int = 0
 
 
 def stats(*, session: Session) -> Stats:
@@ -106,6 +135,9 @@ def stats(*, session: Session) -> Stats:
         per_type["total"] += count
         per_type[Status(status).value] = count
     result.durations = _durations(session)
+    result.orphaned = session.exec(
+        select(func.count()).select_from(ChainRecord).where(_orphaned_clause(utcnow()))
+    ).one()
     return result
 
 
@@ -184,6 +216,8 @@ def stale_steps(
             ),
         )
         .where(live, col(ChainRecord.cancel_requested).is_(False), or_(expired, waiting))
+        # An embedded chain belongs to its process; orphaned, it waits for `retry`.
+        .where(col(ChainRecord.runner).is_(None))
         .limit(limit)
     )
     return [(chain_id, index) for chain_id, index in session.exec(query).all()]

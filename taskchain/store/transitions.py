@@ -163,18 +163,43 @@ def cancel_chain(*, session: Session, chain_id: str, reason: str = "cancelled") 
     return True
 
 
-def reopen_chain(*, session: Session, chain_id: str, new_task_ids: dict[int, str]) -> int | None:
-    """Retry: a FAILED/CANCELLED chain runs again from its first unfinished step.
+def renew_runner_lease(*, session: Session, runner: str, lease_until: datetime) -> int:
+    """Extend the lease of every unfinished chain `runner` (an embedded process) holds."""
+    res = session.execute(
+        update(ChainRecord)
+        .where(col(ChainRecord.runner) == runner)
+        .where(col(ChainRecord.status).in_([Status.PENDING, Status.RUNNING]))
+        .values(runner_lease_expires_at=lease_until)
+    )
+    return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def reopen_chain(
+    *,
+    session: Session,
+    chain_id: str,
+    new_task_ids: dict[int, str],
+    runner: str | None = None,
+    runner_lease_until: datetime | None = None,
+) -> int | None:
+    """Retry: a FAILED or CANCELLED chain, or an orphaned one (PENDING/RUNNING under an
+    embedded runner whose lease expired), runs again from its first unfinished step.
 
     Completed steps keep their results; the others go back to PENDING with fresh task ids
-    (a revoked id would be dropped by workers). Returns that step's index, or None when the
-    chain is not FAILED or CANCELLED.
+    (a revoked id would be dropped by workers) and no holder, so a dead runner's late
+    writes match nothing. `runner` is the embedded process that now runs it (None: workers).
+    Returns that step's index, or None when the chain is in none of those states.
     """
     now = utcnow()
+    orphaned = and_(
+        col(ChainRecord.status).in_([Status.PENDING, Status.RUNNING]),
+        col(ChainRecord.runner).is_not(None),
+        col(ChainRecord.runner_lease_expires_at) < now,
+    )
     res = session.execute(
         update(ChainRecord)
         .where(col(ChainRecord.id) == chain_id)
-        .where(col(ChainRecord.status).in_([Status.FAILED, Status.CANCELLED]))
+        .where(or_(col(ChainRecord.status).in_([Status.FAILED, Status.CANCELLED]), orphaned))
         .values(
             status=Status.RUNNING,
             finished_at=None,
@@ -182,6 +207,8 @@ def reopen_chain(*, session: Session, chain_id: str, new_task_ids: dict[int, str
             result=None,
             cancel_requested=False,
             attempt=ChainRecord.attempt + 1,
+            runner=runner,
+            runner_lease_expires_at=runner_lease_until,
         )
     )
     if not _changed(res):

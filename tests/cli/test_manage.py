@@ -71,7 +71,8 @@ def test_retry_refuses_a_completed_chain(runner: CliRunner) -> None:
     result = runner.invoke(app, ["retry", chain_id])
     assert result.exit_code == 2
     assert result.stderr == (
-        f"taskchain: error: chain {chain_id} is COMPLETED: only FAILED or CANCELLED chains can be retried\n"
+        f"taskchain: error: chain {chain_id} is COMPLETED: only FAILED, CANCELLED or orphaned "
+        "chains can be retried\n"
     )
 
 

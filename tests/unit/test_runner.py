@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+
+import pytest
+
+from taskchain import settings
 from taskchain.engine import runner
 from taskchain.engine.submit import prepare
 from taskchain.store import Status, queries, session, transitions
@@ -60,3 +66,70 @@ def test_cancelled_chain_runs_no_further_step() -> None:
     final = view(chain_id)
     assert final.chain.status == Status.CANCELLED
     assert [s.status for s in final.steps] == [Status.COMPLETED, Status.SKIPPED]
+
+
+# ---- the workspace the chain was validated against --------------------------------------
+
+
+def work_elsewhere(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """From now on this process (as a worker would) uses `folder` as its workspace."""
+    folder.mkdir(exist_ok=True)
+    monkeypatch.setenv("TASKCHAIN_WORKSPACE", str(folder))
+    settings.configure()
+
+
+def test_a_worker_in_another_workspace_fails_the_step_at_claim(
+    workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chain_id = record({"numbers": [1, 2, 3]})
+    work_elsewhere(monkeypatch, tmp_path / "elsewhere")
+    host = socket.gethostname()
+    assert runner.execute_step(chain_id, 0, worker=f"w1@{host}") is None
+    final = view(chain_id)
+    assert final.chain.status == Status.FAILED
+    assert final.chain.error == (
+        f"step 1 (add 2) failed: workspace mismatch: worker w1@{host} uses "
+        f"{(tmp_path / 'elsewhere').resolve()}, the chain was submitted against "
+        f"{workspace.resolve()} on host {host}; set TASKCHAIN_WORKSPACE the same on both"
+    )
+    assert [(s.status, s.attempts) for s in final.steps] == [
+        (Status.FAILED, 0), (Status.SKIPPED, 0),
+    ]  # fmt: skip
+
+
+def test_the_mismatch_names_the_host_when_the_worker_name_lacks_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chain_id = record({"numbers": [1, 2]})
+    work_elsewhere(monkeypatch, tmp_path / "elsewhere")
+    assert runner.execute_step(chain_id, 0, worker="w1") is None
+    error = view(chain_id).steps[0].error or ""
+    assert error.startswith(f"workspace mismatch: worker w1 on {socket.gethostname()} uses ")
+
+
+def test_the_same_folder_by_another_path_or_an_old_chain_is_no_mismatch(
+    workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chain_id = record({"numbers": [1, 2]})
+    old = record({"numbers": [3, 4]})
+    with session(write=True) as s:  # recorded before chains knew their workspace
+        chain = s.get(queries.ChainRecord, old)
+        assert chain is not None
+        chain.workspace = None
+    (tmp_path / "link").symlink_to(workspace)
+    work_elsewhere(monkeypatch, tmp_path / "link")
+    assert runner.execute_step(chain_id, 0, worker="t") is None
+    assert view(chain_id).chain.result == 3
+    work_elsewhere(monkeypatch, tmp_path / "elsewhere")
+    assert runner.execute_step(old, 0, worker="t") is None
+    assert view(old).chain.result == 7
+
+
+def test_an_embedded_worker_leaves_a_chain_another_process_took_over() -> None:
+    chain_id = record({"numbers": [1, 2]})
+    with session(write=True) as s:
+        chain = s.get(queries.ChainRecord, chain_id)
+        assert chain is not None
+        chain.runner = "otherhost:1:abcdef12"  # a retry in another process runs it now
+    assert runner.execute_step(chain_id, 0, worker="t") is None
+    assert view(chain_id).steps[0].status == Status.PENDING
