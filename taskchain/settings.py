@@ -221,19 +221,20 @@ def get_settings() -> Settings:
         raise _describe(exc) from None
 
 
+# Their messages name the value themselves (URLs masked); other values are shown as given.
+_SELF_NAMING = frozenset({"broker_url", "result_backend", "database_url", "workspace", "plugins"})
+
+
 def _describe(exc: ValidationError) -> InvalidSetting:
     first = exc.errors(include_url=False)[0]
     field = str(first["loc"][0]) if first.get("loc") else ""
-    if field in _overrides:
-        source = "--" + field.replace("_", "-")
-    else:
-        source = f"TASKCHAIN_{field.upper()}"
+    # Name the setting as the user gave it: the option beats the variable.
+    source = "--" + field.replace("_", "-") if field in _overrides else f"TASKCHAIN_{field.upper()}"
     problem = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     given = first.get("input")
-    # URLs are named (masked) by their own messages; a number is shown as given.
-    if field not in ("broker_url", "result_backend", "database_url", "workspace", "plugins"):
-        if isinstance(given, str | int | float) and not isinstance(given, bool):
-            problem += f" (got {given!r})"
+    numeric = isinstance(given, str | int | float) and not isinstance(given, bool)
+    if numeric and field not in _SELF_NAMING:
+        problem += f" (got {given!r})"
     more = len(exc.errors()) - 1
     if more:
         problem += f" (and {more} more problem{'s' if more > 1 else ''})"

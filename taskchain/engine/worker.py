@@ -104,13 +104,23 @@ def _unreachable(app: Celery) -> tuple[str, str, str] | None:
             conn.ensure_connection(max_retries=0)
     except Exception as exc:
         return "broker", mask_url(settings.effective_broker), first_line(exc)
-    if settings.uses_result_backend:
-        # Celery's Redis backends need a live server on every send and result; the RPC
-        # backend rides on the broker just checked.
-        client = getattr(app.backend, "client", None)
-        if client is not None and hasattr(client, "ping"):
-            try:
-                client.ping()
-            except Exception as exc:
-                return "result backend", mask_url(settings.result_backend), first_line(exc)
+    problem = result_backend_problem(app)
+    if problem is not None:
+        return "result backend", mask_url(settings.result_backend), problem
+    return None
+
+
+def result_backend_problem(app: Celery) -> str | None:
+    """Why the result backend does not answer, or None (also when there is none to ask)."""
+    if not get_settings().uses_result_backend:
+        return None
+    # Celery's Redis backends need a live server on every send and result; the RPC backend
+    # rides on the broker, and a database backend's store is checked when it is used.
+    client = getattr(app.backend, "client", None)
+    if client is None or not hasattr(client, "ping"):
+        return None
+    try:
+        client.ping()
+    except Exception as exc:
+        return first_line(exc)
     return None
