@@ -32,8 +32,15 @@ def parse_type_flags(chain_type: type[ChainType], args: list[str]) -> dict[str, 
     return {key: value for key, value in vars(namespace).items() if value is not None}
 
 
+#: A config is a few settings; anything bigger is a mistake (a data file named by accident),
+#: refused before it is read whole.
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+
+
 def load_config_text(text: str, *, source: str, fmt: str | None = None) -> dict[str, Any]:
     """A mapping from JSON or YAML text; `fmt` None tries JSON, then YAML."""
+    if len(text) > MAX_CONFIG_BYTES or len(text.encode("utf-8", "replace")) > MAX_CONFIG_BYTES:
+        raise _too_big(source)
     if fmt in (None, "json"):
         try:
             data = json.loads(text)
@@ -59,21 +66,48 @@ def load_config_text(text: str, *, source: str, fmt: str | None = None) -> dict[
 
 def load_config_file(path: str) -> dict[str, Any]:
     if path == "-":
-        return load_config_text(sys.stdin.read(), source="stdin")
+        stream = getattr(sys.stdin, "buffer", None)
+        if stream is None:
+            text = sys.stdin.read(MAX_CONFIG_BYTES + 1)
+            return load_config_text(text, source="stdin")
+        return load_config_text(_decode(_read_limited(stream, "stdin"), "stdin"), source="stdin")
     file = Path(path)
+    source = f"config file {path!r}"
     try:
-        raw = file.read_bytes()
+        size = file.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise _too_big(source, size)
+        with file.open("rb") as handle:
+            # A pipe or a device has no size to stat: read one byte past the limit at most.
+            raw = _read_limited(handle, source)
     except FileNotFoundError:
-        raise InvalidInput(f"config file {path!r} does not exist") from None
+        raise InvalidInput(f"{source} does not exist") from None
     except (IsADirectoryError, PermissionError, OSError) as exc:
-        raise InvalidInput(f"config file {path!r} cannot be read: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidInput(f"config file {path!r} is not UTF-8 text") from None
+        raise InvalidInput(f"{source} cannot be read: {exc.strerror or exc}") from None
     suffix = file.suffix.lower()
     fmt = "json" if suffix == ".json" else "yaml" if suffix in (".yaml", ".yml") else None
-    return load_config_text(text, source=f"config file {path!r}", fmt=fmt)
+    return load_config_text(_decode(raw, source), source=source, fmt=fmt)
+
+
+def _read_limited(stream: Any, source: str) -> bytes:
+    raw: bytes = stream.read(MAX_CONFIG_BYTES + 1)
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise _too_big(source)
+    return raw
+
+
+def _decode(raw: bytes, source: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{source} is not UTF-8 text") from None
+
+
+def _too_big(source: str, size: int | None = None) -> InvalidInput:
+    limit = f"{MAX_CONFIG_BYTES // 2**20} MiB"
+    if size is None:
+        return InvalidInput(f"{source} is over the {limit} limit for a config")
+    return InvalidInput(f"{source} is {size / 2**20:,.1f} MiB, over the {limit} limit for a config")
 
 
 def _mapping(data: Any, source: str) -> dict[str, Any]:

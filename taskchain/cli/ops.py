@@ -25,8 +25,19 @@ def worker(
     hostname: Annotated[
         str | None, typer.Option("--hostname", "-n", help="Worker node name.")
     ] = None,
+    wait_for_broker: Annotated[
+        bool,
+        typer.Option(
+            "--wait-for-broker",
+            help="Keep trying an unreachable broker (one line per retry) instead of exiting 4 "
+            "after the broker timeout.",
+        ),
+    ] = False,
 ) -> None:
     """Start a Celery worker for the chain queues (distributed mode).
+
+    Without --wait-for-broker, a broker (or result backend) that does not answer within
+    TASKCHAIN_BROKER_TIMEOUT seconds is exit 4, so a process manager can restart the worker.
 
     Example: TASKCHAIN_BROKER_URL=redis://127.0.0.1:6379/0 taskchain worker -c 4
     """
@@ -39,8 +50,18 @@ def worker(
         )
     names = [q.strip() for q in queues.split(",") if q.strip()]
     run_worker(
-        queues=names, concurrency=concurrency, pool=pool, loglevel=loglevel, hostname=hostname
+        queues=names,
+        concurrency=concurrency,
+        pool=pool,
+        loglevel=loglevel,
+        hostname=hostname,
+        wait_for_broker=wait_for_broker,
+        on_retry=_say_retry,
     )
+
+
+def _say_retry(attempt: int, delay: float, problem: str) -> None:
+    typer.echo(f"taskchain: {problem} (retry {attempt} in {delay:g}s)", err=True)
 
 
 def info(

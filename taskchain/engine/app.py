@@ -14,7 +14,7 @@ QUEUES = ("celery", "math", "data", "io")
 STEP_TASK = "taskchain.run_step"
 
 _app: Celery | None = None
-_app_key: tuple[str, str | None, int] | None = None
+_app_key: tuple[str, str | None, int, float] | None = None
 _lock = threading.Lock()
 
 
@@ -67,10 +67,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     if settings.embedded:
         # The in-memory transport is polled; its default second would dominate a short chain.
         config["broker_transport_options"]["polling_interval"] = 0.005
-    if settings.result_backend:
+    if settings.uses_result_backend:
         config["result_backend"] = settings.result_backend
-        config["result_backend_transport_options"] = {"retry_policy": {"timeout": 1.0}}
+        # Celery's Redis result backend subscribes on every send and retries for ever by
+        # default: bound each connect and the whole retry, so a dead backend means exit 4.
+        config["result_backend_transport_options"] = {"retry_policy": {"timeout": timeout}}
+        config["redis_socket_connect_timeout"] = timeout
+        config["redis_socket_timeout"] = timeout
     else:
+        # Embedded, a result backend is ignored: the in-process worker records steps in the
+        # store, and a backend it could not reach would stop that worker dead.
         config["task_ignore_result"] = True
     return config
 
@@ -79,7 +85,12 @@ def get_app() -> Celery:
     """The app for the current settings (rebuilt if they changed, e.g. between tests)."""
     global _app, _app_key
     settings = get_settings()
-    key = (settings.effective_broker, settings.result_backend, settings.task_time_limit)
+    key = (
+        settings.effective_broker,
+        settings.result_backend if settings.uses_result_backend else None,
+        settings.task_time_limit,
+        settings.broker_timeout,
+    )
     with _lock:
         if _app is None or _app_key != key:
             _app = _create(settings)

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from celery import Celery
 
 from taskchain.engine.app import STEP_TASK, get_app
-from taskchain.errors import BrokerUnavailable
+from taskchain.errors import BrokerUnavailable, Unavailable
 from taskchain.settings import get_settings, mask_url
 from taskchain.store import queries, session
+
+
+class ResultBackendUnavailable(BrokerUnavailable):
+    """The result backend, which Celery reaches on every send, cannot be reached.
+
+    A BrokerUnavailable because it means the same to a caller: the step was not sent, so
+    a submit leaves no record and a retry fails its step, exactly as for a dead broker.
+    """
+
+    def __init__(self, url: str, reason: str) -> None:
+        Unavailable.__init__(self, f"result backend {url} is unreachable: {reason}")
+        self.url = url
 
 
 def publish(app: Celery, *, chain_id: str, index: int, queue: str, task_id: str) -> None:
@@ -15,10 +31,40 @@ def publish(app: Celery, *, chain_id: str, index: int, queue: str, task_id: str)
 
     try:
         app.send_task(STEP_TASK, args=[chain_id, index], queue=queue, task_id=task_id)
-    except (KombuOperationalError, ConnectionError, OSError, TimeoutError) as exc:
-        url = mask_url(get_settings().effective_broker)
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BrokerUnavailable(url, reason) from exc
+    except Exception as exc:
+        backend_error = _result_backend_error(app, exc)
+        if backend_error is not None:
+            url = mask_url(get_settings().result_backend)
+            raise ResultBackendUnavailable(url, first_line(backend_error)) from exc
+        if isinstance(exc, KombuOperationalError | ConnectionError | OSError | TimeoutError):
+            url = mask_url(get_settings().effective_broker)
+            raise BrokerUnavailable(url, first_line(exc)) from exc
+        raise
+
+
+def _result_backend_error(app: Celery, exc: BaseException) -> BaseException | None:
+    """The result backend's own connection error behind `exc`, if that is what failed.
+
+    Celery's Redis backend subscribes before publishing and, when its reconnects run out,
+    raises a RuntimeError from the connection error; a broker failure never looks like that.
+    """
+    if not get_settings().uses_result_backend:
+        return None
+    from celery.exceptions import BackendError
+
+    if isinstance(exc, BackendError):
+        return exc
+    errors = tuple(getattr(app.backend, "connection_errors", ()) or ())
+    cause = exc.__cause__
+    if isinstance(exc, RuntimeError) and errors and isinstance(cause, errors):
+        return cause
+    return None
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception as one line, for a one-line error message."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def send_step(chain_id: str, index: int, *, app: Celery | None = None) -> None:
@@ -38,4 +84,18 @@ def start(chain_id: str, index: int, *, queue: str, task_id: str) -> None:
         from taskchain.engine.embedded import ensure_worker
 
         ensure_worker()
-    publish(get_app(), chain_id=chain_id, index=index, queue=queue, task_id=task_id)
+    with _quiet_result_backend_log():
+        publish(get_app(), chain_id=chain_id, index=index, queue=queue, task_id=task_id)
+
+
+@contextmanager
+def _quiet_result_backend_log() -> Iterator[None]:
+    # Celery logs a dead result backend as a multi-line CRITICAL before raising; the command
+    # reports the raised error as its one line, so the log would only repeat it.
+    logger = logging.getLogger("celery.backends.asynchronous")
+    previous = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = previous

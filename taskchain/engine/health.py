@@ -14,7 +14,7 @@ def report(settings: Settings) -> dict[str, Any]:
         "version": __version__,
         "mode": settings.mode,
         "broker_url": mask_url(settings.broker_url) or None,
-        "result_backend": mask_url(settings.result_backend) or None,
+        "result_backend": _result_backend(settings),
         "database_url": mask_url(settings.store_url),
         "workspace": str(settings.workspace),
         "task_time_limit": settings.task_time_limit,
@@ -30,7 +30,17 @@ def report(settings: Settings) -> dict[str, Any]:
         facts["workers"] = []
     else:
         facts["broker"], facts["workers"] = _broker_state(settings)
+        if settings.uses_result_backend:
+            facts["result_backend_state"] = _result_backend_state()
     return facts
+
+
+def _result_backend(settings: Settings) -> str | None:
+    if settings.result_backend is None:
+        return None
+    if settings.uses_result_backend:
+        return mask_url(settings.result_backend)
+    return f"{mask_url(settings.result_backend)} (unused in embedded mode)"
 
 
 def _store_state() -> str:
@@ -42,6 +52,14 @@ def _store_state() -> str:
     except TaskchainError as exc:
         return f"unavailable: {exc}"
     return f"ok ({total} chains)"
+
+
+def _result_backend_state() -> str:
+    from taskchain.engine.app import get_app
+    from taskchain.engine.worker import result_backend_problem
+
+    problem = result_backend_problem(get_app())
+    return "ok" if problem is None else f"unreachable: {problem}"
 
 
 def _broker_state(settings: Settings) -> tuple[str, list[str]]:
