@@ -28,16 +28,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taskchain.chains._data_read import (
+    NOTES,
     PARQUET,
     PRIVATE,
     Table,
     atomic,
     convert,
+    header_renames,
     human_size,
     infer,
     kind_of,
+    markers_seen,
+    missing,
     reading,
     scan,
+    seen_by_column,
     snake,
     unique_names,
 )
@@ -63,7 +68,8 @@ def clean(source: Table, target: Path, report: Report) -> dict[str, Any]:
         text = [c for c, dtype in schema.items() if dtype == pl.String]
         if text:
             frame = frame.with_columns(pl.col(text).str.strip_chars())
-        empty = [pl.col(c).is_null() | (pl.col(c).str.len_bytes() == 0) for c in text]
+        markers = source.null_values if source.csv else ()
+        empty = [missing(pl.col(c), markers) for c in text]
         empty += [pl.col(c).is_null() for c in schema if c not in text]
         gap = pl.any_horizontal(empty)
         flagged = frame.with_columns(
@@ -75,10 +81,11 @@ def clean(source: Table, target: Path, report: Report) -> dict[str, Any]:
             pl.col(_GAP).sum().alias("gaps"),
         ]
         report(f"cleaning {source.rel} ({human_size(source.path)})")
+        seen = markers_seen(frame, text, markers)
         with atomic(target) as temp:
-            found, duplicates = _write_unique(flagged, list(schema), counts, temp)
+            found, duplicates, marked = _write_unique(flagged, list(schema), counts, temp, seen)
             if duplicates is None:  # rows that differ share a hash: let values decide
-                found, duplicates = _write_exact(flagged, list(schema), counts, temp)
+                found, duplicates, marked = _write_exact(flagged, list(schema), counts, temp, seen)
             if duplicates:
                 report(f"dropping {duplicates:,} duplicate rows")
     row = found.row(0, named=True)
@@ -93,6 +100,20 @@ def clean(source: Table, target: Path, report: Report) -> dict[str, Any]:
             "incomplete": row["gaps"] - row["blank"],
             "duplicate": duplicates,
         },
+    } | _read(source, seen_by_column(marked, markers))
+
+
+def _read(source: Table, markers: dict[str, list[str]]) -> dict[str, Any]:
+    """For a step that read the CSV: how (delimiter, header renames, null markers seen)."""
+    if not source.csv:
+        return {}
+    return {
+        "read": {
+            "file": source.rel,
+            "delimiter": source.delimiter,
+            "renamed": header_renames(source),
+            "null_markers": markers,
+        }
     }
 
 
@@ -106,12 +127,17 @@ def _row_hash(columns: list[str]) -> pl.Expr:
 
 
 def _write_unique(
-    flagged: pl.LazyFrame, columns: list[str], counts: list[pl.Expr], target: Path
-) -> tuple[pl.DataFrame, int | None]:
+    flagged: pl.LazyFrame,
+    columns: list[str],
+    counts: list[pl.Expr],
+    target: Path,
+    seen: pl.LazyFrame,
+) -> tuple[pl.DataFrame, int | None, pl.DataFrame]:
     """One streaming pass: the complete rows whose hash was not seen before go to `target`;
-    `counts`, and how many rows were dropped as duplicates, come back. The distinct dropped
-    rows come back too (as many as there are distinct repeated rows): each must equal the row
-    with its hash in `target`. None for the duplicates if one does not (practically never)."""
+    `counts`, how many rows were dropped as duplicates, and `seen`, come back. The distinct
+    dropped rows are collected too (as many as there are distinct repeated rows): each must
+    equal the row with its hash in `target`. None for the duplicates if one does not
+    (practically never)."""
     import polars as pl
 
     repeat = f"{PRIVATE}repeat"
@@ -122,12 +148,12 @@ def _write_unique(
     sink = unique.sink_parquet(target, lazy=True, **PARQUET)
     tally = marked.select(*counts, pl.col(repeat).sum().alias("dropped"))
     repeated = marked.filter(repeat).select(_HASH, *columns).unique()
-    _, found, drop = pl.collect_all([sink, tally, repeated], engine="streaming")
+    _, found, drop, marked = pl.collect_all([sink, tally, repeated, seen], engine="streaming")
     duplicates = int(found["dropped"].item())
     if not duplicates:
-        return found, 0
+        return found, 0, marked
     if drop[_HASH].is_duplicated().any():
-        return found, None
+        return found, None, marked
     kept = (
         pl.scan_parquet(target)
         .with_columns(_row_hash(columns).alias(_HASH))
@@ -135,22 +161,27 @@ def _write_unique(
         .collect(engine="streaming")
     )
     if not kept.sort(_HASH).equals(drop.sort(_HASH).select(kept.columns)):
-        return found, None
-    return found, duplicates
+        return found, None, marked
+    return found, duplicates, marked
 
 
 def _write_exact(
-    flagged: pl.LazyFrame, columns: list[str], counts: list[pl.Expr], target: Path
-) -> tuple[pl.DataFrame, int]:
+    flagged: pl.LazyFrame,
+    columns: list[str],
+    counts: list[pl.Expr],
+    target: Path,
+    seen: pl.LazyFrame,
+) -> tuple[pl.DataFrame, int, pl.DataFrame]:
     """The complete rows go to `target`, then the rows equal to an earlier one are dropped,
-    judged by value; `counts` and how many rows were dropped come back."""
+    judged by value; `counts`, how many rows were dropped, and `seen` come back."""
     import polars as pl
 
     complete = flagged.filter(~pl.col(_GAP))
     sink = complete.select(columns).sink_parquet(target, lazy=True, **PARQUET)
     hashes = complete.select(_HASH)
-    _, found, seen = pl.collect_all([sink, flagged.select(counts), hashes], engine="streaming")
-    return found, _dedupe(target, seen[_HASH])
+    queries = [sink, flagged.select(counts), hashes, seen]
+    _, found, kept, marked = pl.collect_all(queries, engine="streaming")
+    return found, _dedupe(target, kept[_HASH]), marked
 
 
 def _dedupe(table: Path, hashes: pl.Series) -> int:
@@ -201,7 +232,7 @@ def transform(source: Table, target: Path, report: Report) -> dict[str, Any]:
     import polars as pl
 
     with reading(source):
-        values, kinds = _values(source)
+        values, kinds, seen = _values(source)
         schema = values.collect_schema()
         names = dict(zip(schema, unique_names(list(schema), snake), strict=True))
         report(f"typing the columns of {source.rel}")
@@ -211,8 +242,8 @@ def transform(source: Table, target: Path, report: Report) -> dict[str, Any]:
             try:
                 with atomic(target) as temp:
                     sink = out.sink_parquet(temp, lazy=True, **PARQUET)
-                    _, misfits = pl.collect_all(
-                        [sink, _misfits(typed, converted)], engine="streaming"
+                    _, misfits, marked = pl.collect_all(
+                        [sink, _misfits(typed, converted), seen], engine="streaming"
                     )
                     if wrong := _broken(misfits):
                         raise _Retype(wrong)
@@ -224,12 +255,17 @@ def transform(source: Table, target: Path, report: Report) -> dict[str, Any]:
         rows = int(pl.scan_parquet(target).select(pl.len()).collect().item())
         final = pl.read_parquet_schema(target)
     report(f"wrote {rows:,} rows")
-    return {
-        "rows": rows,
-        "columns": len(names),
-        "renamed": {old: new for old, new in names.items() if old != new},
-        "types": {name: kind_of(dtype) for name, dtype in final.items()},
-    }
+    notes = {names[c]: NOTES[k] for c, k in kinds.items() if k in NOTES}
+    return (
+        {
+            "rows": rows,
+            "columns": len(names),
+            "renamed": {old: new for old, new in names.items() if old != new},
+            "types": {name: kind_of(dtype) for name, dtype in final.items()},
+        }
+        | ({"notes": notes} if notes else {})
+        | _read(source, seen_by_column(marked, source.null_values))
+    )
 
 
 class _Retype(Exception):
@@ -246,14 +282,15 @@ def analyze(source: Table, target: Path, report: Report) -> dict[str, Any]:
     import polars as pl
 
     with reading(source):
-        values, kinds = _values(source)
+        values, kinds, seen = _values(source)
         schema = values.collect_schema()
         report(f"analyzing {len(schema)} columns of {source.rel}")
         for attempt in range(2):
             typed, converted = _typed(values, kinds)
             column = {c: converted.get(c, c) for c in schema}
             dtypes = typed.collect_schema()
-            stats = typed.select(_statistics(column, dtypes))
+            origin = _origins(typed, column, dtypes)
+            stats = typed.select(_statistics(column, dtypes, origin))
             # A streaming group-by per column counts distinct values in memory that grows
             # with the number of distinct values, not of rows (n_unique() holds the column).
             distinct = [
@@ -261,7 +298,7 @@ def analyze(source: Table, target: Path, report: Report) -> dict[str, Any]:
                 for c, v in column.items()
             ]
             found = pl.collect_all(
-                [stats, _misfits(typed, converted), *distinct], engine="streaming"
+                [stats, _misfits(typed, converted), seen, *distinct], engine="streaming"
             )
             if not (wrong := _broken(found[1])):
                 break
@@ -272,30 +309,42 @@ def analyze(source: Table, target: Path, report: Report) -> dict[str, Any]:
     summary: dict[str, Any] = {"rows": row["rows"], "columns": {}}
     for i, (name, value) in enumerate(column.items()):
         entry = {"type": kind_of(dtypes[value]), "count": row[f"{i}:count"]}
-        entry |= {"nulls": row[f"{i}:nulls"], "distinct": found[2 + i].item()}
+        entry |= {"nulls": row[f"{i}:nulls"], "distinct": found[3 + i].item()}
         for stat in ("min", "max", "mean", "std"):
             if f"{i}:{stat}" in row:
-                entry[stat] = _json_value(row[f"{i}:{stat}"])
+                value = row[f"{i}:{stat}"]
+                if stat == "mean" and value is not None:
+                    value += origin.get(name, 0)
+                entry[stat] = _json_value(value)
+        if kinds.get(name) in NOTES:
+            entry["note"] = NOTES[kinds[name]]
         summary["columns"][name] = entry
     with atomic(target) as temp:
         temp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    return summary
+    return summary | _read(source, seen_by_column(found[2], source.null_values))
 
 
-def _values(source: Table) -> tuple[pl.LazyFrame, dict[str, str]]:
-    """The table with text trimmed and empty text null, and the guessed kind of each text
-    column. Tables this chain wrote are trimmed already (clean and transform trim)."""
+def _values(source: Table) -> tuple[pl.LazyFrame, dict[str, str], pl.LazyFrame]:
+    """The table with text trimmed and empty text (or a null marker) null, the guessed kind
+    of each text column, and the query of the markers seen. Tables this chain wrote are
+    trimmed already (clean and transform trim) and have no markers left."""
     import polars as pl
 
     frame = scan(source)
     text = [c for c, dtype in frame.collect_schema().items() if dtype == pl.String]
+    markers = source.null_values if source.csv else ()
     if text and source.csv:
-        value = pl.col(text).str.strip_chars()
-        frame = frame.with_columns(pl.when(value.str.len_bytes() > 0).then(value))
+        frame = frame.with_columns(pl.col(text).str.strip_chars())
+        seen = markers_seen(frame, text, markers)
+        frame = frame.with_columns(
+            pl.when(~missing(pl.col(c), markers)).then(pl.col(c)).alias(c) for c in text
+        )
+    else:
+        seen = markers_seen(frame, [], ())
     if not text:
-        return frame, {}
+        return frame, {}, seen
     sample = frame.select(text).head(SAMPLE_ROWS).collect()
-    return frame, {c: infer(sample[c]) for c in text}
+    return frame, {c: infer(sample[c]) for c in text}, seen
 
 
 def _typed(values: pl.LazyFrame, kinds: dict[str, str]) -> tuple[pl.LazyFrame, dict[str, str]]:
@@ -323,16 +372,34 @@ def _infer_all(values: pl.LazyFrame, columns: list[str]) -> dict[str, str]:
     return {c: infer(values.select(c).collect(engine="streaming")[c]) for c in columns}
 
 
-def _statistics(column: dict[str, str], dtypes: pl.Schema) -> list[pl.Expr]:
+def _origins(typed: pl.LazyFrame, column: dict[str, str], dtypes: pl.Schema) -> dict[str, int]:
+    """A value of each integer column from its first rows (0 for none): mean and std are
+    taken of the distances from it. A float holds ids like 12345678901234567890..92 only
+    to the nearest 2048, so their std would come out 0; their distances it holds exactly."""
+    import polars as pl
+
+    integer = {c: v for c, v in column.items() if dtypes[v].is_integer()}
+    if not integer:
+        return {}
+    head = typed.head(SAMPLE_ROWS).select(
+        pl.col(v).drop_nulls().first().alias(c) for c, v in integer.items()
+    )
+    row = head.collect().row(0, named=True)
+    return {c: int(v or 0) for c, v in row.items()}
+
+
+def _statistics(column: dict[str, str], dtypes: pl.Schema, origin: dict[str, int]) -> list[pl.Expr]:
     import polars as pl
 
     exprs = [pl.len().alias("rows")]
-    for i, value in enumerate(map(pl.col, column.values())):
+    for i, (name, value) in enumerate((c, pl.col(v)) for c, v in column.items()):
         dtype = dtypes[value.meta.output_name()]
         exprs += [value.count().alias(f"{i}:count"), value.null_count().alias(f"{i}:nulls")]
         if dtype.is_numeric() or dtype.is_temporal():
             exprs += [value.min().alias(f"{i}:min"), value.max().alias(f"{i}:max")]
         if dtype.is_numeric():
+            if name in origin:  # Int128: no overflow from an Int64 minus an Int64
+                value = value.cast(pl.Int128) - pl.lit(origin[name], dtype=pl.Int128)
             exprs += [value.mean().alias(f"{i}:mean"), value.std().alias(f"{i}:std")]
     return exprs
 

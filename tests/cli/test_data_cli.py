@@ -14,6 +14,11 @@ from tests.support.cli import invoke, status, submit_quiet
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ALL = ["clean", "transform", "analyze"]
+DEFAULTS = {
+    "delimiter": None,
+    "null_values": ["NA", "N/A", "null", "NULL", "NaN", "-"],
+    "result_columns": 100,
+}
 
 
 @pytest.fixture
@@ -37,7 +42,7 @@ def test_submit_with_flags_runs_three_steps(runner: CliRunner, ws: Path) -> None
     assert result.stdout == f"{chain_id}\n"
     doc = status(runner, chain_id)
     assert (doc["type"], doc["status"], doc["error"]) == ("data_chain", "COMPLETED", None)
-    assert doc["config"] == {"data_input": "sales.csv", "processing_steps": ALL}
+    assert doc["config"] == {"data_input": "sales.csv", "processing_steps": ALL, **DEFAULTS}
     assert [(s["index"], s["name"], s["queue"], s["status"]) for s in doc["steps"]] == [
         (0, "clean", "data", "COMPLETED"),
         (1, "transform", "data", "COMPLETED"),
@@ -65,7 +70,7 @@ def test_generic_config_and_space_separated_steps_build_the_same_chain(
     )
     by_flags = submit(runner, "--input", "sales.csv", "--steps", "clean", "analyze")
     one, two = status(runner, by_config), status(runner, by_flags)
-    expected = {"data_input": "sales.csv", "processing_steps": ["clean", "analyze"]}
+    expected = {"data_input": "sales.csv", "processing_steps": ["clean", "analyze"], **DEFAULTS}
     assert one["config"] == two["config"] == expected
     assert one["result"]["summary"] == two["result"]["summary"]
     assert one["result"]["summary"]["columns"]["Unit Price"]["type"] == "float"

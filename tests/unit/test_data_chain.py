@@ -38,15 +38,18 @@ def ws(tmp_path: Path) -> Path:
     return root
 
 
-def checked(ws: Path, data_input: str, *steps: str) -> Any:
-    config = DATA.parse({"data_input": data_input, "processing_steps": list(steps)})
+def checked(ws: Path, data_input: str, *steps: str, **more: Any) -> Any:
+    config = DATA.parse({"data_input": data_input, "processing_steps": list(steps), **more})
     DATA.check(config, ws)
     return config
 
 
-def run(ws: Path, data_input: str, *steps: str, chain_id: str = "c1") -> list[dict[str, Any]]:
-    """Every step of the chain in order, as the runner calls them; the results."""
-    config = checked(ws, data_input, *steps)
+def run(
+    ws: Path, data_input: str, *steps: str, chain_id: str = "c1", **more: Any
+) -> list[dict[str, Any]]:
+    """Every step of the chain in order, as the runner calls them; the results. `more`:
+    other config keys."""
+    config = checked(ws, data_input, *steps, **more)
     plan = DATA.plan(config)
     results: list[dict[str, Any]] = []
     for index, step in enumerate(plan):
@@ -62,31 +65,36 @@ def table(ws: Path, result: dict[str, Any]) -> pl.DataFrame:
     return pl.read_parquet(ws / result["table"])
 
 
-def refused(ws: Path, data_input: str, *steps: str) -> str:
+def refused(ws: Path, data_input: str, *steps: str, **more: Any) -> str:
     with pytest.raises(InvalidInput) as info:
-        checked(ws, data_input, *(steps or ("clean",)))
+        checked(ws, data_input, *(steps or ("clean",)), **more)
     return str(info.value)
 
 
-def failed(ws: Path, data_input: str, *steps: str, config: Any = None) -> str:
-    config = config or DATA.parse({"data_input": data_input, "processing_steps": list(steps)})
+def failed(ws: Path, data_input: str, *steps: str, config: Any = None, **more: Any) -> str:
+    raw = {"data_input": data_input, "processing_steps": list(steps), **more}
+    config = config or DATA.parse(raw)
     ctx = StepContext(chain_id="c1", index=0, step_count=1, workspace=ws)
     with pytest.raises(StepError) as info:
         DATA.run_step(config, DATA.plan(config)[0], None, ctx)
     return str(info.value)
 
 
-def reference_clean(path: Path) -> tuple[list[tuple[str, ...]], dict[str, int]]:
-    """What clean should keep, by the csv module: short rows padded with empty cells."""
+def reference_clean(
+    path: Path, delimiter: str = ",", markers: tuple[str, ...] = ()
+) -> tuple[list[tuple[str, ...]], dict[str, int]]:
+    """What clean should keep, by the csv module: short rows padded with empty cells, and
+    a cell that is one of the null `markers` (trimmed) counted as empty."""
     with path.open(newline="", encoding="utf-8-sig") as file:
-        header, *body = list(csv.reader(file))
+        header, *body = list(csv.reader(file, delimiter=delimiter))
     kept: list[tuple[str, ...]] = []
     dropped = {"blank": 0, "incomplete": 0, "duplicate": 0}
     for raw in body:
         cells = tuple(c.strip() for c in raw) + ("",) * (len(header) - len(raw))
-        if not any(cells):
+        present = [c and c not in markers for c in cells]
+        if not any(present):
             dropped["blank"] += 1
-        elif not all(cells):
+        elif not all(present):
             dropped["incomplete"] += 1
         elif cells in kept:
             dropped["duplicate"] += 1
@@ -152,6 +160,9 @@ def test_flags_build_the_same_config() -> None:
     assert DATA.parse(raw).model_dump() == {
         "data_input": "s.csv",
         "processing_steps": ["clean", "transform", "analyze"],
+        "delimiter": None,
+        "null_values": ["NA", "N/A", "null", "NULL", "NaN", "-"],
+        "result_columns": 100,
     }
     again = parse_type_flags(DATA, ["--steps", "analyze", "--input", "s.csv", "--steps", "clean"])
     assert DATA.parse(again).processing_steps == ["analyze", "clean"]
@@ -289,6 +300,8 @@ def test_clean_drops_blank_incomplete_and_duplicate_rows(ws: Path) -> None:
         "columns": 8,
         "rows_in": 25,
         "dropped": dropped,
+        "read": {"file": "sales.csv", "delimiter": ",", "renamed": [], "null_markers": {}},
+        "cleaned": {"rows_in": 25, "rows": len(kept), "dropped": dropped},
     }
     assert (len(kept), dropped) == (17, {"blank": 3, "incomplete": 3, "duplicate": 2})
     out = table(ws, result)
@@ -425,7 +438,8 @@ def test_transform_names_and_types_the_sales_table(ws: Path) -> None:
             [datetime(2024, 1, 5, 10, 30), datetime(2024, 1, 6, 8, 0, 0, 500000)],
         ),
         (["007", "010", "123"], "text", pl.String, ["007", "010", "123"]),  # codes keep zeros
-        (["1.5", "NaN"], "text", pl.String, ["1.5", "NaN"]),  # not a finite number
+        (["1.5", "NaN"], "float", pl.Float64, [1.5, None]),  # NaN: a null marker
+        (["1.5", "inf"], "text", pl.String, ["1.5", "inf"]),  # not a finite number
         (["2024-02-30", "2024-03-01"], "text", pl.String, ["2024-02-30", "2024-03-01"]),
         (["1", "yes"], "text", pl.String, ["1", "yes"]),
         (["", " "], "text", pl.String, [None, None]),  # nothing to type: text, all null
