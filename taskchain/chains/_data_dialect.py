@@ -4,15 +4,16 @@ Pure Python, so that `submit` can judge a file without importing polars. Each ca
 splits the first rows with the csv module (quotes respected): a candidate fits when it
 splits the header into more than one column; the fitting candidate whose data rows most
 often have the header's width wins, then the one with the widest header, then the earlier
-in DELIMITERS. A header of one column is fine (a one-column file), unless the rows under it
-split evenly into several fields: that file would otherwise become one text column
-silently, so it is refused with the reason.
+in DELIMITERS. A header of one column is fine (a one-column file), unless most rows under
+it split into the same number of fields, or the header splits with another delimiter: such
+a file would otherwise become one text column silently, so it is refused with the reason.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from pathlib import Path
 
 #: The delimiters data_chain knows, in the order that breaks ties, and their names.
@@ -56,7 +57,7 @@ def detect(path: Path, given: str | None = None) -> tuple[str, str | None]:
     if not rows[chosen] or len(rows[chosen][0]) > 1:
         return chosen, None
     for char in DELIMITERS:
-        width = _even_width(rows[char][1:])
+        width = _usual_width(rows[char][1:])
         if char != chosen and len(rows[char][0]) > 1 and width == len(rows[char][0]):
             return chosen, (
                 f"has one column with delimiter {label(chosen)} but {width} with {label(char)}: "
@@ -103,7 +104,8 @@ def _agreeing(rows: list[list[str]]) -> float:
     return sum(len(row) == len(rows[0]) for row in body) / len(body) if body else 1.0
 
 
-def _even_width(body: list[list[str]]) -> int:
-    """The number of fields every data row has, when they all have the same; else 0."""
-    widths = {len(row) for row in body}
-    return widths.pop() if len(widths) == 1 else 0
+def _usual_width(body: list[list[str]]) -> int:
+    """The number of fields most data rows (more than half) have; 0 if none has a majority.
+    Not all: real files have short rows, which clean counts as incomplete."""
+    widths = Counter(len(row) for row in body).most_common(1)
+    return widths[0][0] if widths and widths[0][1] * 2 > len(body) else 0

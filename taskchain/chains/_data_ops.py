@@ -34,12 +34,12 @@ from taskchain.chains._data_read import (
     Table,
     atomic,
     convert,
-    header_renames,
     human_size,
     infer,
     kind_of,
     markers_seen,
     missing,
+    read_report,
     reading,
     scan,
     seen_by_column,
@@ -59,7 +59,8 @@ SAMPLE_ROWS = 10_000
 
 
 def clean(source: Table, target: Path, report: Report) -> dict[str, Any]:
-    """Trim text; drop blank, incomplete and duplicate rows (the first of equal rows stays)."""
+    """Trim text; drop blank, incomplete (a cell empty or a null marker) and duplicate rows
+    (the first of equal rows stays)."""
     import polars as pl
 
     with reading(source):
@@ -100,21 +101,7 @@ def clean(source: Table, target: Path, report: Report) -> dict[str, Any]:
             "incomplete": row["gaps"] - row["blank"],
             "duplicate": duplicates,
         },
-    } | _read(source, seen_by_column(marked, markers))
-
-
-def _read(source: Table, markers: dict[str, list[str]]) -> dict[str, Any]:
-    """For a step that read the CSV: how (delimiter, header renames, null markers seen)."""
-    if not source.csv:
-        return {}
-    return {
-        "read": {
-            "file": source.rel,
-            "delimiter": source.delimiter,
-            "renamed": header_renames(source),
-            "null_markers": markers,
-        }
-    }
+    } | read_report(source, seen_by_column(marked, markers))
 
 
 _GAP, _HASH = f"{PRIVATE}gap", f"{PRIVATE}hash"
@@ -148,12 +135,12 @@ def _write_unique(
     sink = unique.sink_parquet(target, lazy=True, **PARQUET)
     tally = marked.select(*counts, pl.col(repeat).sum().alias("dropped"))
     repeated = marked.filter(repeat).select(_HASH, *columns).unique()
-    _, found, drop, marked = pl.collect_all([sink, tally, repeated, seen], engine="streaming")
+    _, found, drop, markers = pl.collect_all([sink, tally, repeated, seen], engine="streaming")
     duplicates = int(found["dropped"].item())
     if not duplicates:
-        return found, 0, marked
+        return found, 0, markers
     if drop[_HASH].is_duplicated().any():
-        return found, None, marked
+        return found, None, markers
     kept = (
         pl.scan_parquet(target)
         .with_columns(_row_hash(columns).alias(_HASH))
@@ -161,8 +148,8 @@ def _write_unique(
         .collect(engine="streaming")
     )
     if not kept.sort(_HASH).equals(drop.sort(_HASH).select(kept.columns)):
-        return found, None, marked
-    return found, duplicates, marked
+        return found, None, markers
+    return found, duplicates, markers
 
 
 def _write_exact(
@@ -264,7 +251,7 @@ def transform(source: Table, target: Path, report: Report) -> dict[str, Any]:
             "types": {name: kind_of(dtype) for name, dtype in final.items()},
         }
         | ({"notes": notes} if notes else {})
-        | _read(source, seen_by_column(marked, source.null_values))
+        | read_report(source, seen_by_column(marked, source.null_values))
     )
 
 
@@ -321,7 +308,7 @@ def analyze(source: Table, target: Path, report: Report) -> dict[str, Any]:
         summary["columns"][name] = entry
     with atomic(target) as temp:
         temp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    return summary | _read(source, seen_by_column(found[2], source.null_values))
+    return summary | read_report(source, seen_by_column(found[2], source.null_values))
 
 
 def _values(source: Table) -> tuple[pl.LazyFrame, dict[str, str], pl.LazyFrame]:

@@ -223,6 +223,20 @@ def header(table: Table) -> tuple[list[str], list[str]]:
     return (row, unique_names(row)) if row else ([], [])
 
 
+def read_report(source: Table, markers: dict[str, list[str]]) -> dict[str, Any]:
+    """For a step that read the CSV: how (delimiter, header renames, null markers seen)."""
+    if not source.csv:
+        return {}
+    return {
+        "read": {
+            "file": source.rel,
+            "delimiter": source.delimiter,
+            "renamed": header_renames(source),
+            "null_markers": markers,
+        }
+    }
+
+
 def header_renames(table: Table) -> list[dict[str, Any]]:
     """Each header name the table's column differs from: `{"column": 3, "from", "to"}`."""
     raw, names = header(table)

@@ -23,9 +23,9 @@ def summarize(result: Any) -> str:
         head = f"clean: {_count(result.get('rows_in'))} rows in, {rows} out"
         head += f" ({dropped}), {columns} columns" if dropped else f", {columns} columns"
     elif step == "transform":
-        types = result.get("types") if isinstance(result.get("types"), dict) else {}
+        types = result.get("types")
         tally: dict[str, int] = {}
-        for kind in types.values():
+        for kind in types.values() if isinstance(types, dict) else ():
             tally[str(kind)] = tally.get(str(kind), 0) + 1
         kinds = ", ".join(f"{n} {kind}" for kind, n in tally.items())
         head = f"transform: {rows} rows, {columns} columns" + (f" ({kinds})" if kinds else "")
