@@ -208,3 +208,16 @@ def test_delimiter_and_null_values_flags(runner: CliRunner, ws: Path) -> None:
     columns = doc["result"]["summary"]["columns"]
     assert columns["b"] == {"type": "text", "count": 1, "nulls": 1, "distinct": 1}
     assert doc["result"]["read"]["null_markers"] == {"b": ["?"]}
+
+
+def test_example_semicolon_orders_run(runner: CliRunner, ws: Path) -> None:
+    shutil.copy(EXAMPLES / "orders_semicolon.csv", ws / "orders.csv")
+    doc = status(runner, submit(runner, "--input", "orders.csv"))
+    assert doc["status"] == "COMPLETED", doc["error"]
+    result = doc["result"]
+    assert result["read"]["null_markers"] == {"Amount": ["N/A"], "Shipped": ["-"]}
+    assert result["cleaned"]["dropped"] == {"blank": 0, "incomplete": 2, "duplicate": 1}
+    order_id = result["summary"]["columns"]["order_id"]
+    assert (order_id["distinct"], order_id["min"], order_id["max"]) == (
+        3, 12345678901234567890, 12345678901234567894,
+    )  # fmt: skip
