@@ -31,6 +31,7 @@ from taskchain.chains._data_read import (
     NOTES,
     PARQUET,
     PRIVATE,
+    SEEN,
     Table,
     atomic,
     convert,
@@ -46,6 +47,7 @@ from taskchain.chains._data_read import (
     snake,
     unique_names,
 )
+from taskchain.chains._data_stats import json_value, origins, statistics
 from taskchain.errors import StepError
 
 if TYPE_CHECKING:
@@ -70,7 +72,15 @@ def clean(source: Table, target: Path, report: Report) -> dict[str, Any]:
         if text:
             frame = frame.with_columns(pl.col(text).str.strip_chars())
         markers = source.null_values if source.csv else ()
-        empty = [missing(pl.col(c), markers) for c in text]
+        # Whether each cell is a marker, once: it makes the row incomplete and tells which
+        # markers were seen.
+        hits = {c: f"{PRIVATE}marker:{c}" for c in text} if markers else {}
+        if hits:
+            frame = frame.with_columns(
+                pl.col(c).is_in(list(markers)).alias(h) for c, h in hits.items()
+            )
+        empty = [missing(pl.col(c), ()) for c in text]
+        empty = [e | pl.col(hits[c]) for c, e in zip(text, empty, strict=True)] if hits else empty
         empty += [pl.col(c).is_null() for c in schema if c not in text]
         gap = pl.any_horizontal(empty)
         flagged = frame.with_columns(
@@ -80,13 +90,16 @@ def clean(source: Table, target: Path, report: Report) -> dict[str, Any]:
             pl.len().alias("rows"),
             pl.all_horizontal(empty).sum().alias("blank"),
             pl.col(_GAP).sum().alias("gaps"),
+            *(
+                pl.col(c).filter(pl.col(h)).unique().implode().alias(SEEN + c)
+                for c, h in hits.items()
+            ),
         ]
         report(f"cleaning {source.rel} ({human_size(source.path)})")
-        seen = markers_seen(frame, text, markers)
         with atomic(target) as temp:
-            found, duplicates, marked = _write_unique(flagged, list(schema), counts, temp, seen)
+            found, duplicates = _write_unique(flagged, list(schema), counts, temp)
             if duplicates is None:  # rows that differ share a hash: let values decide
-                found, duplicates, marked = _write_exact(flagged, list(schema), counts, temp, seen)
+                found, duplicates = _write_exact(flagged, list(schema), counts, temp)
             if duplicates:
                 report(f"dropping {duplicates:,} duplicate rows")
     row = found.row(0, named=True)
@@ -101,7 +114,7 @@ def clean(source: Table, target: Path, report: Report) -> dict[str, Any]:
             "incomplete": row["gaps"] - row["blank"],
             "duplicate": duplicates,
         },
-    } | read_report(source, seen_by_column(marked, markers))
+    } | read_report(source, seen_by_column(row, markers))
 
 
 _GAP, _HASH = f"{PRIVATE}gap", f"{PRIVATE}hash"
@@ -114,17 +127,12 @@ def _row_hash(columns: list[str]) -> pl.Expr:
 
 
 def _write_unique(
-    flagged: pl.LazyFrame,
-    columns: list[str],
-    counts: list[pl.Expr],
-    target: Path,
-    seen: pl.LazyFrame,
-) -> tuple[pl.DataFrame, int | None, pl.DataFrame]:
+    flagged: pl.LazyFrame, columns: list[str], counts: list[pl.Expr], target: Path
+) -> tuple[pl.DataFrame, int | None]:
     """One streaming pass: the complete rows whose hash was not seen before go to `target`;
-    `counts`, how many rows were dropped as duplicates, and `seen`, come back. The distinct
-    dropped rows are collected too (as many as there are distinct repeated rows): each must
-    equal the row with its hash in `target`. None for the duplicates if one does not
-    (practically never)."""
+    `counts`, and how many rows were dropped as duplicates, come back. The distinct dropped
+    rows come back too (as many as there are distinct repeated rows): each must equal the row
+    with its hash in `target`. None for the duplicates if one does not (practically never)."""
     import polars as pl
 
     repeat = f"{PRIVATE}repeat"
@@ -135,12 +143,12 @@ def _write_unique(
     sink = unique.sink_parquet(target, lazy=True, **PARQUET)
     tally = marked.select(*counts, pl.col(repeat).sum().alias("dropped"))
     repeated = marked.filter(repeat).select(_HASH, *columns).unique()
-    _, found, drop, markers = pl.collect_all([sink, tally, repeated, seen], engine="streaming")
+    _, found, drop = pl.collect_all([sink, tally, repeated], engine="streaming")
     duplicates = int(found["dropped"].item())
     if not duplicates:
-        return found, 0, markers
+        return found, 0
     if drop[_HASH].is_duplicated().any():
-        return found, None, markers
+        return found, None
     kept = (
         pl.scan_parquet(target)
         .with_columns(_row_hash(columns).alias(_HASH))
@@ -148,27 +156,22 @@ def _write_unique(
         .collect(engine="streaming")
     )
     if not kept.sort(_HASH).equals(drop.sort(_HASH).select(kept.columns)):
-        return found, None, markers
-    return found, duplicates, markers
+        return found, None
+    return found, duplicates
 
 
 def _write_exact(
-    flagged: pl.LazyFrame,
-    columns: list[str],
-    counts: list[pl.Expr],
-    target: Path,
-    seen: pl.LazyFrame,
-) -> tuple[pl.DataFrame, int, pl.DataFrame]:
+    flagged: pl.LazyFrame, columns: list[str], counts: list[pl.Expr], target: Path
+) -> tuple[pl.DataFrame, int]:
     """The complete rows go to `target`, then the rows equal to an earlier one are dropped,
-    judged by value; `counts`, how many rows were dropped, and `seen` come back."""
+    judged by value; `counts` and how many rows were dropped come back."""
     import polars as pl
 
     complete = flagged.filter(~pl.col(_GAP))
     sink = complete.select(columns).sink_parquet(target, lazy=True, **PARQUET)
     hashes = complete.select(_HASH)
-    queries = [sink, flagged.select(counts), hashes, seen]
-    _, found, kept, marked = pl.collect_all(queries, engine="streaming")
-    return found, _dedupe(target, kept[_HASH]), marked
+    _, found, seen = pl.collect_all([sink, flagged.select(counts), hashes], engine="streaming")
+    return found, _dedupe(target, seen[_HASH])
 
 
 def _dedupe(table: Path, hashes: pl.Series) -> int:
@@ -220,7 +223,7 @@ def transform(source: Table, target: Path, report: Report) -> dict[str, Any]:
 
     with reading(source):
         values, kinds, seen = _values(source)
-        schema = values.collect_schema()
+        schema = _public(values)
         names = dict(zip(schema, unique_names(list(schema), snake), strict=True))
         report(f"typing the columns of {source.rel}")
         for attempt in range(2):
@@ -229,10 +232,10 @@ def transform(source: Table, target: Path, report: Report) -> dict[str, Any]:
             try:
                 with atomic(target) as temp:
                     sink = out.sink_parquet(temp, lazy=True, **PARQUET)
-                    _, misfits, marked = pl.collect_all(
-                        [sink, _misfits(typed, converted), seen], engine="streaming"
+                    _, misfits = pl.collect_all(
+                        [sink, _misfits(typed, converted, seen)], engine="streaming"
                     )
-                    if wrong := _broken(misfits):
+                    if wrong := _broken(misfits, converted):
                         raise _Retype(wrong)
                 break
             except _Retype as again:
@@ -251,7 +254,7 @@ def transform(source: Table, target: Path, report: Report) -> dict[str, Any]:
             "types": {name: kind_of(dtype) for name, dtype in final.items()},
         }
         | ({"notes": notes} if notes else {})
-        | read_report(source, seen_by_column(marked, source.null_values))
+        | read_report(source, seen_by_column(misfits.row(0, named=True), source.null_values))
     )
 
 
@@ -270,14 +273,14 @@ def analyze(source: Table, target: Path, report: Report) -> dict[str, Any]:
 
     with reading(source):
         values, kinds, seen = _values(source)
-        schema = values.collect_schema()
+        schema = _public(values)
         report(f"analyzing {len(schema)} columns of {source.rel}")
         for attempt in range(2):
             typed, converted = _typed(values, kinds)
             column = {c: converted.get(c, c) for c in schema}
             dtypes = typed.collect_schema()
-            origin = _origins(typed, column, dtypes)
-            stats = typed.select(_statistics(column, dtypes, origin))
+            origin = origins(typed, column, dtypes)
+            stats = typed.select(*statistics(column, dtypes, origin), *seen)
             # A streaming group-by per column counts distinct values in memory that grows
             # with the number of distinct values, not of rows (n_unique() holds the column).
             distinct = [
@@ -285,9 +288,9 @@ def analyze(source: Table, target: Path, report: Report) -> dict[str, Any]:
                 for c, v in column.items()
             ]
             found = pl.collect_all(
-                [stats, _misfits(typed, converted), seen, *distinct], engine="streaming"
+                [stats, _misfits(typed, converted), *distinct], engine="streaming"
             )
-            if not (wrong := _broken(found[1])):
+            if not (wrong := _broken(found[1], converted)):
                 break
             if attempt:
                 raise StepError(f"{source.rel} changed while it was read")
@@ -296,42 +299,49 @@ def analyze(source: Table, target: Path, report: Report) -> dict[str, Any]:
     summary: dict[str, Any] = {"rows": row["rows"], "columns": {}}
     for i, (name, value) in enumerate(column.items()):
         entry = {"type": kind_of(dtypes[value]), "count": row[f"{i}:count"]}
-        entry |= {"nulls": row[f"{i}:nulls"], "distinct": found[3 + i].item()}
+        entry |= {"nulls": row[f"{i}:nulls"], "distinct": found[2 + i].item()}
         for stat in ("min", "max", "mean", "std"):
             if f"{i}:{stat}" in row:
                 value = row[f"{i}:{stat}"]
                 if stat == "mean" and value is not None:
                     value += origin.get(name, 0)
-                entry[stat] = _json_value(value)
+                entry[stat] = json_value(value)
         if kinds.get(name) in NOTES:
             entry["note"] = NOTES[kinds[name]]
         summary["columns"][name] = entry
     with atomic(target) as temp:
         temp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    return summary | read_report(source, seen_by_column(found[2], source.null_values))
+    return summary | read_report(source, seen_by_column(row, source.null_values))
 
 
-def _values(source: Table) -> tuple[pl.LazyFrame, dict[str, str], pl.LazyFrame]:
+def _values(source: Table) -> tuple[pl.LazyFrame, dict[str, str], list[pl.Expr]]:
     """The table with text trimmed and empty text (or a null marker) null, the guessed kind
-    of each text column, and the query of the markers seen. Tables this chain wrote are
-    trimmed already (clean and transform trim) and have no markers left."""
+    of each text column, and the aggregates that find the markers seen (over a private copy
+    of each trimmed column). Tables this chain wrote are trimmed already (clean and
+    transform trim) and have no markers left."""
     import polars as pl
 
     frame = scan(source)
     text = [c for c, dtype in frame.collect_schema().items() if dtype == pl.String]
     markers = source.null_values if source.csv else ()
+    seen: list[pl.Expr] = []
     if text and source.csv:
         frame = frame.with_columns(pl.col(text).str.strip_chars())
-        seen = markers_seen(frame, text, markers)
+        trimmed = {c: f"{PRIVATE}trimmed:{c}" for c in text} if markers else {}
+        seen = markers_seen(trimmed, markers)
         frame = frame.with_columns(
-            pl.when(~missing(pl.col(c), markers)).then(pl.col(c)).alias(c) for c in text
+            *(pl.col(c).alias(copy) for c, copy in trimmed.items()),
+            *(pl.when(~missing(pl.col(c), markers)).then(pl.col(c)).alias(c) for c in text),
         )
-    else:
-        seen = markers_seen(frame, [], ())
     if not text:
         return frame, {}, seen
     sample = frame.select(text).head(SAMPLE_ROWS).collect()
     return frame, {c: infer(sample[c]) for c in text}, seen
+
+
+def _public(frame: pl.LazyFrame) -> dict[str, Any]:
+    """The table's own columns and their types, without helper columns."""
+    return {c: t for c, t in frame.collect_schema().items() if not c.startswith(PRIVATE)}
 
 
 def _typed(values: pl.LazyFrame, kinds: dict[str, str]) -> tuple[pl.LazyFrame, dict[str, str]]:
@@ -341,60 +351,24 @@ def _typed(values: pl.LazyFrame, kinds: dict[str, str]) -> tuple[pl.LazyFrame, d
     return (values.with_columns(exprs) if exprs else values), converted
 
 
-def _misfits(typed: pl.LazyFrame, converted: dict[str, str]) -> pl.LazyFrame:
-    """Per converted column, how many values did not fit (all zero when the guesses hold)."""
+def _misfits(
+    typed: pl.LazyFrame, converted: dict[str, str], more: list[pl.Expr] | None = None
+) -> pl.LazyFrame:
+    """Per converted column, how many values did not fit (all zero when the guesses hold);
+    `more` aggregates in the same select."""
     import polars as pl
 
     checks = [
         (pl.col(c).is_not_null() & pl.col(v).is_null()).sum().alias(c) for c, v in converted.items()
     ]
+    checks += more or []
     return typed.select(checks) if checks else pl.LazyFrame({PRIVATE: [0]})
 
 
-def _broken(misfits: pl.DataFrame) -> list[str]:
-    return [column for column, count in misfits.row(0, named=True).items() if count]
+def _broken(misfits: pl.DataFrame, converted: dict[str, str]) -> list[str]:
+    row = misfits.row(0, named=True)
+    return [column for column in converted if row[column]]
 
 
 def _infer_all(values: pl.LazyFrame, columns: list[str]) -> dict[str, str]:
     return {c: infer(values.select(c).collect(engine="streaming")[c]) for c in columns}
-
-
-def _origins(typed: pl.LazyFrame, column: dict[str, str], dtypes: pl.Schema) -> dict[str, int]:
-    """A value of each integer column from its first rows (0 for none): mean and std are
-    taken of the distances from it. A float holds ids like 12345678901234567890..92 only
-    to the nearest 2048, so their std would come out 0; their distances it holds exactly."""
-    import polars as pl
-
-    integer = {c: v for c, v in column.items() if dtypes[v].is_integer()}
-    if not integer:
-        return {}
-    head = typed.head(SAMPLE_ROWS).select(
-        pl.col(v).drop_nulls().first().alias(c) for c, v in integer.items()
-    )
-    row = head.collect().row(0, named=True)
-    return {c: int(v or 0) for c, v in row.items()}
-
-
-def _statistics(column: dict[str, str], dtypes: pl.Schema, origin: dict[str, int]) -> list[pl.Expr]:
-    import polars as pl
-
-    exprs = [pl.len().alias("rows")]
-    for i, (name, value) in enumerate((c, pl.col(v)) for c, v in column.items()):
-        dtype = dtypes[value.meta.output_name()]
-        exprs += [value.count().alias(f"{i}:count"), value.null_count().alias(f"{i}:nulls")]
-        if dtype.is_numeric() or dtype.is_temporal():
-            exprs += [value.min().alias(f"{i}:min"), value.max().alias(f"{i}:max")]
-        if dtype.is_numeric():
-            if name in origin:  # Int128: no overflow from an Int64 minus an Int64
-                value = value.cast(pl.Int128) - pl.lit(origin[name], dtype=pl.Int128)
-            exprs += [value.mean().alias(f"{i}:mean"), value.std().alias(f"{i}:std")]
-    return exprs
-
-
-def _json_value(value: Any) -> Any:
-    """Dates as ISO text; NaN and infinities (which JSON cannot hold) as null."""
-    if isinstance(value, float):
-        return value if value == value and abs(value) != float("inf") else None
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value

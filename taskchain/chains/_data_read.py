@@ -51,6 +51,7 @@ _LEADING_ZERO = r"^[+-]?0[0-9]"  # 007, 02134: codes, not numbers
 _NOT_FLOAT = r"^[+-]?(?:0[0-9]|[0-9]{16})"
 _INTEGER = r"^[+-]?(?:0|[1-9][0-9]*)$"
 PRIVATE = "\x00"  # prefix of helper columns; no CSV header can hold a NUL
+SEEN = f"{PRIVATE}seen:"
 
 
 @dataclass(frozen=True)
@@ -89,20 +90,22 @@ def missing(value: pl.Expr, markers: tuple[str, ...]) -> pl.Expr:
     return empty | value.is_in(list(markers)) if markers else empty
 
 
-def markers_seen(frame: pl.LazyFrame, columns: list[str], markers: tuple[str, ...]) -> pl.LazyFrame:
-    """One row: per column, the distinct null markers among its (trimmed) values."""
+def markers_seen(columns: dict[str, str], markers: tuple[str, ...]) -> list[pl.Expr]:
+    """Aggregates for a select: per column (name: the column holding its trimmed text), the
+    distinct null markers among its values. Added to a select the step runs anyway, they
+    cost no second read of the file."""
     import polars as pl
 
-    if not markers or not columns:
-        return pl.LazyFrame({PRIVATE: [0]})
-    found = [pl.col(c).filter(pl.col(c).is_in(list(markers))).unique().implode() for c in columns]
-    return frame.select(found)
+    if not markers:
+        return []
+    found = [pl.col(v).filter(pl.col(v).is_in(list(markers))) for v in columns.values()]
+    return [f.unique().implode().alias(SEEN + c) for c, f in zip(columns, found, strict=True)]
 
 
-def seen_by_column(found: pl.DataFrame, markers: tuple[str, ...]) -> dict[str, list[str]]:
-    """`markers_seen`'s row as {column: markers in the configured order}, for columns with any."""
-    row = found.row(0, named=True)
-    seen = {c: set(v) for c, v in row.items() if c != PRIVATE and v}
+def seen_by_column(row: dict[str, Any], markers: tuple[str, ...]) -> dict[str, list[str]]:
+    """From a row with `markers_seen`'s values: {column: markers in the configured order},
+    for the columns with any."""
+    seen = {c.removeprefix(SEEN): set(v) for c, v in row.items() if c.startswith(SEEN) and v}
     return {c: [m for m in markers if m in values] for c, values in seen.items()}
 
 
