@@ -31,7 +31,6 @@ from taskchain.chains._data_read import (
     NOTES,
     PARQUET,
     PRIVATE,
-    SEEN,
     Table,
     atomic,
     convert,
@@ -79,7 +78,7 @@ def clean(source: Table, target: Path, report: Report) -> dict[str, Any]:
             frame = frame.with_columns(
                 pl.col(c).is_in(list(markers)).alias(h) for c, h in hits.items()
             )
-        empty = [missing(pl.col(c), ()) for c in text]
+        empty = [missing(pl.col(c)) for c in text]
         empty = [e | pl.col(hits[c]) for c, e in zip(text, empty, strict=True)] if hits else empty
         empty += [pl.col(c).is_null() for c in schema if c not in text]
         gap = pl.any_horizontal(empty)
@@ -90,10 +89,7 @@ def clean(source: Table, target: Path, report: Report) -> dict[str, Any]:
             pl.len().alias("rows"),
             pl.all_horizontal(empty).sum().alias("blank"),
             pl.col(_GAP).sum().alias("gaps"),
-            *(
-                pl.col(c).filter(pl.col(h)).unique().implode().alias(SEEN + c)
-                for c, h in hits.items()
-            ),
+            *markers_seen({c: (c, h) for c, h in hits.items()}, markers),
         ]
         report(f"cleaning {source.rel} ({human_size(source.path)})")
         with atomic(target) as temp:
@@ -114,7 +110,7 @@ def clean(source: Table, target: Path, report: Report) -> dict[str, Any]:
             "incomplete": row["gaps"] - row["blank"],
             "duplicate": duplicates,
         },
-    } | read_report(source, seen_by_column(row, markers))
+    } | read_report(source, seen_by_column(row, list(hits), markers))
 
 
 _GAP, _HASH = f"{PRIVATE}gap", f"{PRIVATE}hash"
@@ -254,7 +250,7 @@ def transform(source: Table, target: Path, report: Report) -> dict[str, Any]:
             "types": {name: kind_of(dtype) for name, dtype in final.items()},
         }
         | ({"notes": notes} if notes else {})
-        | read_report(source, seen_by_column(misfits.row(0, named=True), source.null_values))
+        | read_report(source, _seen(misfits.row(0, named=True), source, kinds))
     )
 
 
@@ -311,14 +307,14 @@ def analyze(source: Table, target: Path, report: Report) -> dict[str, Any]:
         summary["columns"][name] = entry
     with atomic(target) as temp:
         temp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    return summary | read_report(source, seen_by_column(row, source.null_values))
+    return summary | read_report(source, _seen(row, source, kinds))
 
 
 def _values(source: Table) -> tuple[pl.LazyFrame, dict[str, str], list[pl.Expr]]:
     """The table with text trimmed and empty text (or a null marker) null, the guessed kind
-    of each text column, and the aggregates that find the markers seen (over a private copy
-    of each trimmed column). Tables this chain wrote are trimmed already (clean and
-    transform trim) and have no markers left."""
+    of each text column, and the aggregates that find the markers seen (over private
+    columns: each trimmed text, and whether each value is a marker). Tables this chain
+    wrote are trimmed already (clean and transform trim) and have no markers left."""
     import polars as pl
 
     frame = scan(source)
@@ -327,16 +323,28 @@ def _values(source: Table) -> tuple[pl.LazyFrame, dict[str, str], list[pl.Expr]]
     seen: list[pl.Expr] = []
     if text and source.csv:
         frame = frame.with_columns(pl.col(text).str.strip_chars())
-        trimmed = {c: f"{PRIVATE}trimmed:{c}" for c in text} if markers else {}
-        seen = markers_seen(trimmed, markers)
+        helpers = {c: (f"{PRIVATE}text:{c}", f"{PRIVATE}marker:{c}") for c in text}
+        if markers:
+            seen = markers_seen(helpers, markers)
+            frame = frame.with_columns(
+                *(pl.col(c).alias(copy) for c, (copy, _) in helpers.items()),
+                *(pl.col(c).is_in(list(markers)).alias(hit) for c, (_, hit) in helpers.items()),
+            )
+        present = [~missing(pl.col(c)) for c in text]
+        if markers:
+            present = [p & ~pl.col(helpers[c][1]) for c, p in zip(text, present, strict=True)]
         frame = frame.with_columns(
-            *(pl.col(c).alias(copy) for c, copy in trimmed.items()),
-            *(pl.when(~missing(pl.col(c), markers)).then(pl.col(c)).alias(c) for c in text),
+            pl.when(p).then(pl.col(c)).alias(c) for c, p in zip(text, present, strict=True)
         )
     if not text:
         return frame, {}, seen
     sample = frame.select(text).head(SAMPLE_ROWS).collect()
     return frame, {c: infer(sample[c]) for c in text}, seen
+
+
+def _seen(row: dict[str, Any], source: Table, kinds: dict[str, str]) -> dict[str, list[str]]:
+    """The markers that `_values`' aggregates found, by column (its text columns: `kinds`)."""
+    return seen_by_column(row, list(kinds), source.null_values) if source.csv else {}
 
 
 def _public(frame: pl.LazyFrame) -> dict[str, Any]:
