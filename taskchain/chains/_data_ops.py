@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taskchain.chains._data_read import (
+    NOTES,
     PARQUET,
     PRIVATE,
     Table,
@@ -36,11 +37,16 @@ from taskchain.chains._data_read import (
     human_size,
     infer,
     kind_of,
+    markers_seen,
+    missing,
+    read_report,
     reading,
     scan,
+    seen_by_column,
     snake,
     unique_names,
 )
+from taskchain.chains._data_stats import json_value, origins, statistics
 from taskchain.errors import StepError
 
 if TYPE_CHECKING:
@@ -54,7 +60,8 @@ SAMPLE_ROWS = 10_000
 
 
 def clean(source: Table, target: Path, report: Report) -> dict[str, Any]:
-    """Trim text; drop blank, incomplete and duplicate rows (the first of equal rows stays)."""
+    """Trim text; drop blank, incomplete (a cell empty or a null marker) and duplicate rows
+    (the first of equal rows stays)."""
     import polars as pl
 
     with reading(source):
@@ -63,7 +70,16 @@ def clean(source: Table, target: Path, report: Report) -> dict[str, Any]:
         text = [c for c, dtype in schema.items() if dtype == pl.String]
         if text:
             frame = frame.with_columns(pl.col(text).str.strip_chars())
-        empty = [pl.col(c).is_null() | (pl.col(c).str.len_bytes() == 0) for c in text]
+        markers = source.null_values if source.csv else ()
+        # Whether each cell is a marker, once: it makes the row incomplete and tells which
+        # markers were seen.
+        hits = {c: f"{PRIVATE}marker:{c}" for c in text} if markers else {}
+        if hits:
+            frame = frame.with_columns(
+                pl.col(c).is_in(list(markers)).alias(h) for c, h in hits.items()
+            )
+        empty = [missing(pl.col(c)) for c in text]
+        empty = [e | pl.col(hits[c]) for c, e in zip(text, empty, strict=True)] if hits else empty
         empty += [pl.col(c).is_null() for c in schema if c not in text]
         gap = pl.any_horizontal(empty)
         flagged = frame.with_columns(
@@ -73,6 +89,7 @@ def clean(source: Table, target: Path, report: Report) -> dict[str, Any]:
             pl.len().alias("rows"),
             pl.all_horizontal(empty).sum().alias("blank"),
             pl.col(_GAP).sum().alias("gaps"),
+            *markers_seen({c: (c, h) for c, h in hits.items()}, markers),
         ]
         report(f"cleaning {source.rel} ({human_size(source.path)})")
         with atomic(target) as temp:
@@ -93,7 +110,7 @@ def clean(source: Table, target: Path, report: Report) -> dict[str, Any]:
             "incomplete": row["gaps"] - row["blank"],
             "duplicate": duplicates,
         },
-    }
+    } | read_report(source, seen_by_column(row, list(hits), markers))
 
 
 _GAP, _HASH = f"{PRIVATE}gap", f"{PRIVATE}hash"
@@ -201,8 +218,8 @@ def transform(source: Table, target: Path, report: Report) -> dict[str, Any]:
     import polars as pl
 
     with reading(source):
-        values, kinds = _values(source)
-        schema = values.collect_schema()
+        values, kinds, seen = _values(source)
+        schema = _public(values)
         names = dict(zip(schema, unique_names(list(schema), snake), strict=True))
         report(f"typing the columns of {source.rel}")
         for attempt in range(2):
@@ -212,9 +229,9 @@ def transform(source: Table, target: Path, report: Report) -> dict[str, Any]:
                 with atomic(target) as temp:
                     sink = out.sink_parquet(temp, lazy=True, **PARQUET)
                     _, misfits = pl.collect_all(
-                        [sink, _misfits(typed, converted)], engine="streaming"
+                        [sink, _misfits(typed, converted, seen)], engine="streaming"
                     )
-                    if wrong := _broken(misfits):
+                    if wrong := _broken(misfits, converted):
                         raise _Retype(wrong)
                 break
             except _Retype as again:
@@ -224,12 +241,17 @@ def transform(source: Table, target: Path, report: Report) -> dict[str, Any]:
         rows = int(pl.scan_parquet(target).select(pl.len()).collect().item())
         final = pl.read_parquet_schema(target)
     report(f"wrote {rows:,} rows")
-    return {
-        "rows": rows,
-        "columns": len(names),
-        "renamed": {old: new for old, new in names.items() if old != new},
-        "types": {name: kind_of(dtype) for name, dtype in final.items()},
-    }
+    notes = {names[c]: NOTES[k] for c, k in kinds.items() if k in NOTES}
+    return (
+        {
+            "rows": rows,
+            "columns": len(names),
+            "renamed": {old: new for old, new in names.items() if old != new},
+            "types": {name: kind_of(dtype) for name, dtype in final.items()},
+        }
+        | ({"notes": notes} if notes else {})
+        | read_report(source, _seen(misfits.row(0, named=True), source, kinds))
+    )
 
 
 class _Retype(Exception):
@@ -246,14 +268,15 @@ def analyze(source: Table, target: Path, report: Report) -> dict[str, Any]:
     import polars as pl
 
     with reading(source):
-        values, kinds = _values(source)
-        schema = values.collect_schema()
+        values, kinds, seen = _values(source)
+        schema = _public(values)
         report(f"analyzing {len(schema)} columns of {source.rel}")
         for attempt in range(2):
             typed, converted = _typed(values, kinds)
             column = {c: converted.get(c, c) for c in schema}
             dtypes = typed.collect_schema()
-            stats = typed.select(_statistics(column, dtypes))
+            origin = origins(typed, column, dtypes)
+            stats = typed.select(*statistics(column, dtypes, origin), *seen)
             # A streaming group-by per column counts distinct values in memory that grows
             # with the number of distinct values, not of rows (n_unique() holds the column).
             distinct = [
@@ -263,7 +286,7 @@ def analyze(source: Table, target: Path, report: Report) -> dict[str, Any]:
             found = pl.collect_all(
                 [stats, _misfits(typed, converted), *distinct], engine="streaming"
             )
-            if not (wrong := _broken(found[1])):
+            if not (wrong := _broken(found[1], converted)):
                 break
             if attempt:
                 raise StepError(f"{source.rel} changed while it was read")
@@ -275,27 +298,58 @@ def analyze(source: Table, target: Path, report: Report) -> dict[str, Any]:
         entry |= {"nulls": row[f"{i}:nulls"], "distinct": found[2 + i].item()}
         for stat in ("min", "max", "mean", "std"):
             if f"{i}:{stat}" in row:
-                entry[stat] = _json_value(row[f"{i}:{stat}"])
+                value = row[f"{i}:{stat}"]
+                if stat == "mean" and value is not None:
+                    value += origin.get(name, 0)
+                entry[stat] = json_value(value)
+        if kinds.get(name) in NOTES:
+            entry["note"] = NOTES[kinds[name]]
         summary["columns"][name] = entry
     with atomic(target) as temp:
         temp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    return summary
+    return summary | read_report(source, _seen(row, source, kinds))
 
 
-def _values(source: Table) -> tuple[pl.LazyFrame, dict[str, str]]:
-    """The table with text trimmed and empty text null, and the guessed kind of each text
-    column. Tables this chain wrote are trimmed already (clean and transform trim)."""
+def _values(source: Table) -> tuple[pl.LazyFrame, dict[str, str], list[pl.Expr]]:
+    """The table with text trimmed and empty text (or a null marker) null, the guessed kind
+    of each text column, and the aggregates that find the markers seen (over private
+    columns: each trimmed text, and whether each value is a marker). Tables this chain
+    wrote are trimmed already (clean and transform trim) and have no markers left."""
     import polars as pl
 
     frame = scan(source)
     text = [c for c, dtype in frame.collect_schema().items() if dtype == pl.String]
+    markers = source.null_values if source.csv else ()
+    seen: list[pl.Expr] = []
     if text and source.csv:
-        value = pl.col(text).str.strip_chars()
-        frame = frame.with_columns(pl.when(value.str.len_bytes() > 0).then(value))
+        frame = frame.with_columns(pl.col(text).str.strip_chars())
+        helpers = {c: (f"{PRIVATE}text:{c}", f"{PRIVATE}marker:{c}") for c in text}
+        if markers:
+            seen = markers_seen(helpers, markers)
+            frame = frame.with_columns(
+                *(pl.col(c).alias(copy) for c, (copy, _) in helpers.items()),
+                *(pl.col(c).is_in(list(markers)).alias(hit) for c, (_, hit) in helpers.items()),
+            )
+        present = [~missing(pl.col(c)) for c in text]
+        if markers:
+            present = [p & ~pl.col(helpers[c][1]) for c, p in zip(text, present, strict=True)]
+        frame = frame.with_columns(
+            pl.when(p).then(pl.col(c)).alias(c) for c, p in zip(text, present, strict=True)
+        )
     if not text:
-        return frame, {}
+        return frame, {}, seen
     sample = frame.select(text).head(SAMPLE_ROWS).collect()
-    return frame, {c: infer(sample[c]) for c in text}
+    return frame, {c: infer(sample[c]) for c in text}, seen
+
+
+def _seen(row: dict[str, Any], source: Table, kinds: dict[str, str]) -> dict[str, list[str]]:
+    """The markers that `_values`' aggregates found, by column (its text columns: `kinds`)."""
+    return seen_by_column(row, list(kinds), source.null_values) if source.csv else {}
+
+
+def _public(frame: pl.LazyFrame) -> dict[str, Any]:
+    """The table's own columns and their types, without helper columns."""
+    return {c: t for c, t in frame.collect_schema().items() if not c.startswith(PRIVATE)}
 
 
 def _typed(values: pl.LazyFrame, kinds: dict[str, str]) -> tuple[pl.LazyFrame, dict[str, str]]:
@@ -305,42 +359,24 @@ def _typed(values: pl.LazyFrame, kinds: dict[str, str]) -> tuple[pl.LazyFrame, d
     return (values.with_columns(exprs) if exprs else values), converted
 
 
-def _misfits(typed: pl.LazyFrame, converted: dict[str, str]) -> pl.LazyFrame:
-    """Per converted column, how many values did not fit (all zero when the guesses hold)."""
+def _misfits(
+    typed: pl.LazyFrame, converted: dict[str, str], more: list[pl.Expr] | None = None
+) -> pl.LazyFrame:
+    """Per converted column, how many values did not fit (all zero when the guesses hold);
+    `more` aggregates in the same select."""
     import polars as pl
 
     checks = [
         (pl.col(c).is_not_null() & pl.col(v).is_null()).sum().alias(c) for c, v in converted.items()
     ]
+    checks += more or []
     return typed.select(checks) if checks else pl.LazyFrame({PRIVATE: [0]})
 
 
-def _broken(misfits: pl.DataFrame) -> list[str]:
-    return [column for column, count in misfits.row(0, named=True).items() if count]
+def _broken(misfits: pl.DataFrame, converted: dict[str, str]) -> list[str]:
+    row = misfits.row(0, named=True)
+    return [column for column in converted if row[column]]
 
 
 def _infer_all(values: pl.LazyFrame, columns: list[str]) -> dict[str, str]:
     return {c: infer(values.select(c).collect(engine="streaming")[c]) for c in columns}
-
-
-def _statistics(column: dict[str, str], dtypes: pl.Schema) -> list[pl.Expr]:
-    import polars as pl
-
-    exprs = [pl.len().alias("rows")]
-    for i, value in enumerate(map(pl.col, column.values())):
-        dtype = dtypes[value.meta.output_name()]
-        exprs += [value.count().alias(f"{i}:count"), value.null_count().alias(f"{i}:nulls")]
-        if dtype.is_numeric() or dtype.is_temporal():
-            exprs += [value.min().alias(f"{i}:min"), value.max().alias(f"{i}:max")]
-        if dtype.is_numeric():
-            exprs += [value.mean().alias(f"{i}:mean"), value.std().alias(f"{i}:std")]
-    return exprs
-
-
-def _json_value(value: Any) -> Any:
-    """Dates as ISO text; NaN and infinities (which JSON cannot hold) as null."""
-    if isinstance(value, float):
-        return value if value == value and abs(value) != float("inf") else None
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value

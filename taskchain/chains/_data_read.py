@@ -1,7 +1,10 @@
 """Reading and typing for data_chain: table files, CSV headers, kinds of values, errors.
 
-A CSV is read as text: the kinds of `transform` are stricter than the reader's guesses (007
-stays text), so `_data_ops` types columns itself, with `convert` and `infer`. Tables between
+A CSV is read as text, separated by the delimiter `_data_dialect` found (or the config
+gave): the kinds of `transform` are stricter than the reader's guesses (007 stays text), so
+`_data_ops` types columns itself, with `convert` and `infer`. Null markers (`NA`, `-`...)
+are matched after trimming, so ` NA ` is missing too; the reader's own `null_values` would
+see untrimmed text. Tables between
 steps are Parquet files, LZ4-compressed in row groups of 16K rows: each is written once and
 read once, so cheap (de)compression matters more than size (LZ4 measured ~8% less CPU per
 chain than zstd), and small row groups keep read-ahead buffers small (~60 MB less peak RSS
@@ -36,10 +39,19 @@ PARQUET: dict[str, Any] = {
     "compression": "lz4",
     "row_group_size": 16 * 1024,  # read-ahead and buffers count row groups: keep them small
 }
-KINDS = ("boolean", "integer", "float", "date", "datetime")
+#: What `infer` tries, in order. `integer` is 64-bit; `integer128` takes what 64 bits do not
+#: hold; `big integer` is text whose every value is an integer too big for 128 bits: it
+#: stays text (exact), with a note. polars has no wider integer type.
+KINDS = ("boolean", "integer", "integer128", "float", "date", "datetime", "big integer")
+NOTES = {"big integer": "integers too big for 128 bits: kept as text, exactly"}
 _DATETIME_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f")
 _LEADING_ZERO = r"^[+-]?0[0-9]"  # 007, 02134: codes, not numbers
+#: ...and 16 digits before the point are more than a float holds: 12345678901234567891
+#: would become ...568000, so a column with such a value is not a float column.
+_NOT_FLOAT = r"^[+-]?(?:0[0-9]|[0-9]{16})"
+_INTEGER = r"^[+-]?(?:0|[1-9][0-9]*)$"
 PRIVATE = "\x00"  # prefix of helper columns; no CSV header can hold a NUL
+SEEN = f"{PRIVATE}seen:"
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,9 @@ class Table:
     path: Path
     rel: str
     csv: bool
+    delimiter: str = ","
+    #: Text that means "no value" (besides empty text), matched after trimming.
+    null_values: tuple[str, ...] = ()
 
 
 def scan(table: Table) -> pl.LazyFrame:
@@ -59,8 +74,47 @@ def scan(table: Table) -> pl.LazyFrame:
 
     if not table.csv:
         return pl.scan_parquet(table.path)
-    names = _header(table)
-    return pl.scan_csv(table.path, infer_schema=False, encoding="utf8", new_columns=names)
+    names = header(table)[1]
+    return pl.scan_csv(
+        table.path,
+        separator=table.delimiter,
+        infer_schema=False,
+        encoding="utf8",
+        new_columns=names or None,
+    )
+
+
+def missing(value: pl.Expr) -> pl.Expr:
+    """Whether a trimmed text value is missing: null or empty (null markers: see callers)."""
+    return value.is_null() | (value.str.len_bytes() == 0)
+
+
+def markers_seen(columns: dict[str, tuple[str, str]], markers: tuple[str, ...]) -> list[pl.Expr]:
+    """Aggregates for a select the step runs anyway (no second read of the file): per
+    column, `{name: (its trimmed text, whether each value is a marker)}`, whether each
+    marker is among its values. Equality on the few marker cells only, and no unique():
+    a unique() in the select makes the streaming engine hold far more rows (+150 MB in the
+    benchmark)."""
+    import polars as pl
+
+    return [
+        (pl.col(text).filter(pl.col(hit)) == marker).any().alias(f"{SEEN}{i}:{j}")
+        for i, (text, hit) in enumerate(columns.values())
+        for j, marker in enumerate(markers)
+    ]
+
+
+def seen_by_column(
+    row: dict[str, Any], columns: list[str], markers: tuple[str, ...]
+) -> dict[str, list[str]]:
+    """From a row with `markers_seen`'s values: {column: the markers seen in it, in the
+    configured order}, for the columns with any."""
+    seen: dict[str, list[str]] = {}
+    for i, column in enumerate(columns):
+        found = [m for j, m in enumerate(markers) if row.get(f"{SEEN}{i}:{j}")]
+        if found:
+            seen[column] = found
+    return seen
 
 
 def unique_names(names: list[str], normal: Callable[[str], str] = str.strip) -> list[str]:
@@ -99,12 +153,15 @@ def convert(column: str, kind: str) -> pl.Expr:
         return pl.coalesce(
             [value.str.to_datetime(f, time_unit="us", strict=False) for f in _DATETIME_FORMATS]
         )
-    number = ~value.str.contains(_LEADING_ZERO)
-    if kind == "integer":
-        return pl.when(number).then(value.str.to_integer(strict=False))
+    if kind in ("integer", "integer128"):
+        dtype = pl.Int64 if kind == "integer" else pl.Int128
+        parsed = value.str.to_integer(dtype=dtype, strict=False)
+        return pl.when(~value.str.contains(_LEADING_ZERO)).then(parsed)
     if kind == "float":
         parsed = value.cast(pl.Float64, strict=False)
-        return pl.when(number & parsed.is_finite()).then(parsed)
+        return pl.when(~value.str.contains(_NOT_FLOAT) & parsed.is_finite()).then(parsed)
+    if kind == "big integer":
+        return pl.when(value.str.contains(_INTEGER)).then(value)
     return value
 
 
@@ -165,21 +222,46 @@ def _explain(table: Table, exc: Exception) -> str:
     return f"{table.rel}: cannot read it as CSV: {first}"
 
 
-def _header(table: Table) -> list[str] | None:
+def header(table: Table) -> tuple[list[str], list[str]]:
+    """A CSV's header names as written, and as the table's columns: trimmed, unique."""
     try:
         with table.path.open(encoding="utf-8-sig", newline="") as file:
-            row = next(csv.reader(file), None)
+            row = next(csv.reader(file, delimiter=table.delimiter), None)
     except UnicodeDecodeError:
         raise StepError(_not_utf8(table)) from None
     except csv.Error:
-        return None
-    return unique_names(row) if row else None
+        return [], []
+    return (row, unique_names(row)) if row else ([], [])
+
+
+def read_report(source: Table, markers: dict[str, list[str]]) -> dict[str, Any]:
+    """For a step that read the CSV: how (delimiter, header renames, null markers seen)."""
+    if not source.csv:
+        return {}
+    return {
+        "read": {
+            "file": source.rel,
+            "delimiter": source.delimiter,
+            "renamed": header_renames(source),
+            "null_markers": markers,
+        }
+    }
+
+
+def header_renames(table: Table) -> list[dict[str, Any]]:
+    """Each header name the table's column differs from: `{"column": 3, "from", "to"}`."""
+    raw, names = header(table)
+    return [
+        {"column": i, "from": old, "to": new}
+        for i, (old, new) in enumerate(zip(raw, names, strict=True), start=1)
+        if old != new
+    ]
 
 
 def _ragged(table: Table) -> str:
     """The first row with more fields than the header (polars does not say which)."""
     with table.path.open(encoding="utf-8-sig", newline="", errors="replace") as file:
-        rows = csv.reader(file)
+        rows = csv.reader(file, delimiter=table.delimiter)
         width = len(next(rows, []))
         for row in rows:
             if len(row) > width:

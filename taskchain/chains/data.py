@@ -10,11 +10,18 @@ step's result (the first reads `data_input`), writes its output under the chain'
 
 (N is the step's position, 1-based.) Tables between steps are Parquet files.
 
-Types (transform; analyze computes its statistics the same way). Values are trimmed and an
-empty one is null. A text column becomes the first of these that holds every value exactly:
-boolean (true/false, any case), integer (64-bit; no leading zero: 007 and 02134 stay
-text), float (finite decimals like 2.5, .5, 1e-3; no leading zero), date (YYYY-MM-DD),
+Reading (`_data_dialect`, `_data_read`): the delimiter is detected (comma, tab, semicolon,
+pipe) or given; header names are trimmed and made unique; values are trimmed, and empty
+text or a null marker (`null_values`) is missing. The step that reads the CSV says how in
+its result (`read`), and every later step passes that on, as it passes on what `clean`
+dropped (`cleaned`): the chain's final result explains its row count, whatever step is last.
+
+Types (transform; analyze computes its statistics the same way). A text column becomes the
+first of these that holds every value exactly: boolean (true/false, any case), integer
+(64-bit, else 128-bit; no leading zero: 007 and 02134 stay text), float (finite decimals
+like 2.5, .5, 1e-3; no leading zero, under 16 digits before the point), date (YYYY-MM-DD),
 datetime (YYYY-MM-DD HH:MM:SS or with T, optional fraction, no time zone); else text.
+Integers too big for 128 bits stay text, with a note.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from taskchain.chains import register
+from taskchain.chains._data_dialect import delimiter_value, detect
 from taskchain.chains.base import ChainType, StepContext, StepPlan
 from taskchain.errors import InvalidInput, StepError
 from taskchain.workspace import confine
@@ -33,8 +41,11 @@ from taskchain.workspace import confine
 Step = Literal["clean", "transform", "analyze"]
 STEPS: tuple[Step, ...] = ("clean", "transform", "analyze")
 MAX_STEPS = 20
-#: Columns whose statistics a result carries; the summary file always has all of them.
+#: Columns whose statistics a result carries by default (`result_columns`); the summary
+#: file always has all of them.
 RESULT_COLUMNS = 100
+NULL_VALUES = ("NA", "N/A", "null", "NULL", "NaN", "-")
+MAX_NULL_VALUES = 50
 SNIFF_BYTES = 1024
 
 
@@ -64,6 +75,21 @@ def _step_names(value: Any) -> Any:
     return names
 
 
+def _null_values(value: Any) -> Any:
+    """Markers trimmed (values are matched trimmed), empty ones and repeats left out: empty
+    text is always missing."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple):
+        return value
+    if not all(isinstance(item, str) for item in value):
+        raise ValueError("a null value is text, like 'NA' or '-'")
+    markers = [item.strip() for item in value]
+    if any(len(m) > 100 or "\n" in m or "\r" in m for m in markers):
+        raise ValueError("a null value is one line of at most 100 characters")
+    return list(dict.fromkeys(m for m in markers if m))
+
+
 class DataConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -71,6 +97,12 @@ class DataConfig(BaseModel):
     processing_steps: Annotated[list[Step], BeforeValidator(_step_names)] = Field(
         default_factory=lambda: list(STEPS), min_length=1, max_length=MAX_STEPS
     )
+    #: None: detected from the file (comma, tab, semicolon, pipe).
+    delimiter: Annotated[str | None, BeforeValidator(delimiter_value)] = None
+    null_values: Annotated[list[str], BeforeValidator(_null_values)] = Field(
+        default_factory=lambda: list(NULL_VALUES), max_length=MAX_NULL_VALUES
+    )
+    result_columns: int = Field(default=RESULT_COLUMNS, ge=0, le=1_000_000, strict=True)
 
 
 @register
@@ -79,14 +111,16 @@ class DataChain(ChainType):
     queue = "data"
     summary = "clean, transform and analyze a CSV file; steps pass Parquet files, not data"
     details = (
-        "data_chain: --input FILE.csv [--steps clean,transform,analyze]. One step per name, "
+        "data_chain: --input FILE.csv [--steps clean,transform,analyze] [--delimiter "
+        "comma|tab|semicolon|pipe] [--null-values [MARKER ...]]. One step per name, "
         "in the order given (default: all three): clean trims text and drops blank, "
-        "incomplete (an empty cell) and duplicate rows; transform makes column names "
-        "snake_case and unique and types columns (boolean, integer, float, date, datetime, "
-        "text); analyze reports rows and, per column, count, nulls, distinct, and min, max, "
-        "mean, std of numbers. The CSV needs a header line and UTF-8 text; its path is "
-        "relative to the workspace. Each step writes its table under "
-        ".taskchain/<chain id>/ and its result names the file."
+        "incomplete (an empty cell or a null marker) and duplicate rows; transform makes "
+        "column names snake_case and unique and types columns (boolean, integer, float, date, "
+        "datetime, text); analyze reports rows and, per column, count, nulls, distinct, and "
+        "min, max, mean, std of numbers. The CSV needs a header line and UTF-8 text; its "
+        "delimiter is detected unless given; NA, N/A, null, NULL, NaN and - are missing "
+        "values unless --null-values says otherwise. Its path is relative to the workspace. "
+        "Each step writes its table under .taskchain/<chain id>/ and its result names the file."
     )
     Config = DataConfig
 
@@ -97,6 +131,11 @@ class DataChain(ChainType):
             "--steps", dest="processing_steps", nargs="+", action="extend",
             metavar="STEP[,STEP...]",
         )  # fmt: skip
+        parser.add_argument("--delimiter", dest="delimiter", metavar="CHAR|NAME")
+        # Zero markers (`--null-values` alone) is a choice: only empty cells are missing.
+        parser.add_argument(
+            "--null-values", dest="null_values", nargs="*", action="extend", metavar="MARKER"
+        )
 
     @classmethod
     def check(cls, config: Any, workspace: Path) -> None:
@@ -104,7 +143,7 @@ class DataChain(ChainType):
             path = confine(workspace, config.data_input)
         except InvalidInput as exc:
             raise InvalidInput(f"data_chain: data_input: {exc}") from None
-        problem = sniff(path)
+        problem = sniff(path) or _dialect(path, config.delimiter)[1]
         if problem:
             raise InvalidInput(f"data_chain: data_input {config.data_input!r} {problem}")
 
@@ -127,20 +166,55 @@ class DataChain(ChainType):
         elif name == "analyze":
             target = folder / f"{number}.json"
             summary = ops.analyze(source, target, ctx.report)
+            read = summary.pop("read", None)
             done = {
                 "rows": summary["rows"],
                 "columns": len(summary["columns"]),
-                "summary": _shortened(summary),
-            }
+                "summary": _shortened(summary, config.result_columns),
+            } | ({"read": read} if read else {})
             table = source.rel  # the data passes on unchanged
         else:
             raise StepError(f"unknown step {name!r}")
-        return {
-            "step": name,
-            "input": source.rel,
-            "file": _rel(target, root),
-            "table": table,
-        } | done
+        return (
+            {
+                "step": name,
+                "input": source.rel,
+                "file": _rel(target, root),
+                "table": table,
+            }
+            | done
+            | _carried(name, done, previous)
+        )
+
+    @classmethod
+    def summarize(cls, result: Any) -> str:
+        """One line for one step's result, e.g. `clean: 1,000 rows in, 990 out (7 duplicate,
+        3 blank), 10 columns -> .taskchain/<id>/1-clean.parquet`."""
+        from taskchain.chains._data_summary import summarize
+
+        return summarize(result)
+
+
+def _carried(name: str, done: dict[str, Any], previous: Any) -> dict[str, Any]:
+    """What later steps pass on: how the CSV was read (`read`, unless this step read it
+    itself), and the rows every `clean` so far dropped (`cleaned`), so that the chain's
+    final result explains its row count whatever its last step is."""
+    before = previous if isinstance(previous, dict) else {}
+    out: dict[str, Any] = {}
+    if "read" not in done and isinstance(before.get("read"), dict):
+        out["read"] = before["read"]
+    cleaned = before.get("cleaned")
+    if not isinstance(cleaned, dict) or not isinstance(cleaned.get("dropped"), dict):
+        cleaned = None
+    if name == "clean":
+        dropped = dict(done["dropped"])
+        if cleaned:
+            dropped = {k: v + int(cleaned["dropped"].get(k, 0)) for k, v in dropped.items()}
+        rows_in = cleaned["rows_in"] if cleaned else done["rows_in"]
+        cleaned = {"rows_in": rows_in, "rows": done["rows"], "dropped": dropped}
+    if cleaned:
+        out["cleaned"] = cleaned
+    return out
 
 
 def _source(config: DataConfig, previous: Any, ctx: StepContext) -> Any:
@@ -148,6 +222,7 @@ def _source(config: DataConfig, previous: Any, ctx: StepContext) -> Any:
     from taskchain.chains._data_read import Table
 
     root = ctx.workspace.resolve()
+    delimiter = ","
     if ctx.index == 0:
         given = config.data_input
     elif isinstance(previous, dict) and isinstance(previous.get("table"), str):
@@ -164,9 +239,20 @@ def _source(config: DataConfig, previous: Any, ctx: StepContext) -> Any:
         raise StepError(f"{rel}, written by the previous step, is missing; run the chain again")
     if not own:
         problem = sniff(path)
+        if not problem:
+            delimiter, problem = _dialect(path, config.delimiter)
         if problem:
             raise StepError(f"{rel} {problem}")
-    return Table(path=path, rel=rel, csv=not own)
+    markers = tuple(config.null_values)
+    return Table(path=path, rel=rel, csv=not own, delimiter=delimiter, null_values=markers)
+
+
+def _dialect(path: Path, given: str | None) -> tuple[str, str | None]:
+    """The file's delimiter, and what makes it unusable (see `_data_dialect.detect`)."""
+    try:
+        return detect(path, given)
+    except OSError as exc:
+        return given or ",", f"cannot be read: {exc.strerror or exc}"
 
 
 def sniff(path: Path) -> str | None:
@@ -198,10 +284,10 @@ def _rel(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
-def _shortened(summary: dict[str, Any]) -> dict[str, Any]:
-    """The summary, with at most RESULT_COLUMNS columns (the file has them all)."""
+def _shortened(summary: dict[str, Any], limit: int) -> dict[str, Any]:
+    """The summary, with the first `limit` columns (the file has them all)."""
     columns = summary["columns"]
-    if len(columns) <= RESULT_COLUMNS:
+    if len(columns) <= limit:
         return summary
-    kept = dict(list(columns.items())[:RESULT_COLUMNS])
-    return {**summary, "columns": kept, "columns_omitted": len(columns) - RESULT_COLUMNS}
+    kept = dict(list(columns.items())[:limit])
+    return {**summary, "columns": kept, "columns_omitted": len(columns) - limit}

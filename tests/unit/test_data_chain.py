@@ -38,15 +38,18 @@ def ws(tmp_path: Path) -> Path:
     return root
 
 
-def checked(ws: Path, data_input: str, *steps: str) -> Any:
-    config = DATA.parse({"data_input": data_input, "processing_steps": list(steps)})
+def checked(ws: Path, data_input: str, *steps: str, **more: Any) -> Any:
+    config = DATA.parse({"data_input": data_input, "processing_steps": list(steps), **more})
     DATA.check(config, ws)
     return config
 
 
-def run(ws: Path, data_input: str, *steps: str, chain_id: str = "c1") -> list[dict[str, Any]]:
-    """Every step of the chain in order, as the runner calls them; the results."""
-    config = checked(ws, data_input, *steps)
+def run(
+    ws: Path, data_input: str, *steps: str, chain_id: str = "c1", **more: Any
+) -> list[dict[str, Any]]:
+    """Every step of the chain in order, as the runner calls them; the results. `more`:
+    other config keys."""
+    config = checked(ws, data_input, *steps, **more)
     plan = DATA.plan(config)
     results: list[dict[str, Any]] = []
     for index, step in enumerate(plan):
@@ -62,31 +65,36 @@ def table(ws: Path, result: dict[str, Any]) -> pl.DataFrame:
     return pl.read_parquet(ws / result["table"])
 
 
-def refused(ws: Path, data_input: str, *steps: str) -> str:
+def refused(ws: Path, data_input: str, *steps: str, **more: Any) -> str:
     with pytest.raises(InvalidInput) as info:
-        checked(ws, data_input, *(steps or ("clean",)))
+        checked(ws, data_input, *(steps or ("clean",)), **more)
     return str(info.value)
 
 
-def failed(ws: Path, data_input: str, *steps: str, config: Any = None) -> str:
-    config = config or DATA.parse({"data_input": data_input, "processing_steps": list(steps)})
+def failed(ws: Path, data_input: str, *steps: str, config: Any = None, **more: Any) -> str:
+    raw = {"data_input": data_input, "processing_steps": list(steps), **more}
+    config = config or DATA.parse(raw)
     ctx = StepContext(chain_id="c1", index=0, step_count=1, workspace=ws)
     with pytest.raises(StepError) as info:
         DATA.run_step(config, DATA.plan(config)[0], None, ctx)
     return str(info.value)
 
 
-def reference_clean(path: Path) -> tuple[list[tuple[str, ...]], dict[str, int]]:
-    """What clean should keep, by the csv module: short rows padded with empty cells."""
+def reference_clean(
+    path: Path, delimiter: str = ",", markers: tuple[str, ...] = ()
+) -> tuple[list[tuple[str, ...]], dict[str, int]]:
+    """What clean should keep, by the csv module: short rows padded with empty cells, and
+    a cell that is one of the null `markers` (trimmed) counted as empty."""
     with path.open(newline="", encoding="utf-8-sig") as file:
-        header, *body = list(csv.reader(file))
+        header, *body = list(csv.reader(file, delimiter=delimiter))
     kept: list[tuple[str, ...]] = []
     dropped = {"blank": 0, "incomplete": 0, "duplicate": 0}
     for raw in body:
         cells = tuple(c.strip() for c in raw) + ("",) * (len(header) - len(raw))
-        if not any(cells):
+        present = [c and c not in markers for c in cells]
+        if not any(present):
             dropped["blank"] += 1
-        elif not all(cells):
+        elif not all(present):
             dropped["incomplete"] += 1
         elif cells in kept:
             dropped["duplicate"] += 1
@@ -152,6 +160,9 @@ def test_flags_build_the_same_config() -> None:
     assert DATA.parse(raw).model_dump() == {
         "data_input": "s.csv",
         "processing_steps": ["clean", "transform", "analyze"],
+        "delimiter": None,
+        "null_values": ["NA", "N/A", "null", "NULL", "NaN", "-"],
+        "result_columns": 100,
     }
     again = parse_type_flags(DATA, ["--steps", "analyze", "--input", "s.csv", "--steps", "clean"])
     assert DATA.parse(again).processing_steps == ["analyze", "clean"]
@@ -289,6 +300,8 @@ def test_clean_drops_blank_incomplete_and_duplicate_rows(ws: Path) -> None:
         "columns": 8,
         "rows_in": 25,
         "dropped": dropped,
+        "read": {"file": "sales.csv", "delimiter": ",", "renamed": [], "null_markers": {}},
+        "cleaned": {"rows_in": 25, "rows": len(kept), "dropped": dropped},
     }
     assert (len(kept), dropped) == (17, {"blank": 3, "incomplete": 3, "duplicate": 2})
     out = table(ws, result)
@@ -425,7 +438,8 @@ def test_transform_names_and_types_the_sales_table(ws: Path) -> None:
             [datetime(2024, 1, 5, 10, 30), datetime(2024, 1, 6, 8, 0, 0, 500000)],
         ),
         (["007", "010", "123"], "text", pl.String, ["007", "010", "123"]),  # codes keep zeros
-        (["1.5", "NaN"], "text", pl.String, ["1.5", "NaN"]),  # not a finite number
+        (["1.5", "NaN"], "float", pl.Float64, [1.5, None]),  # NaN: a null marker
+        (["1.5", "inf"], "text", pl.String, ["1.5", "inf"]),  # not a finite number
         (["2024-02-30", "2024-03-01"], "text", pl.String, ["2024-02-30", "2024-03-01"]),
         (["1", "yes"], "text", pl.String, ["1", "yes"]),
         (["", " "], "text", pl.String, [None, None]),  # nothing to type: text, all null
@@ -607,3 +621,389 @@ def test_nothing_is_written_outside_the_chain_folder(ws: Path) -> None:
     new = {p for p in ws.parent.rglob("*")} - before
     assert new and all(p.is_relative_to(ws / ".taskchain") for p in new)
     assert os.listdir(ws / ".taskchain") == ["abc"]
+
+
+# --- integers of any size (issue 8, item 2) ---------------------------------------------------
+
+IDS = ["12345678901234567890", "12345678901234567891", "12345678901234567892"]
+
+
+@pytest.mark.parametrize("steps", [("transform", "analyze"), ("analyze",), ("clean", "analyze")])
+def test_integers_beyond_64_bits_keep_every_value(ws: Path, steps: tuple[str, ...]) -> None:
+    (ws / "ids.csv").write_text("id,n\n" + "".join(f"{i},{n}\n" for n, i in enumerate(IDS)))
+    results = run(ws, "ids.csv", *steps)
+    if steps[0] == "transform":
+        assert results[0]["types"] == {"id": "integer", "n": "integer"}
+        out = table(ws, results[0])
+        assert out.schema["id"] == pl.Int128
+        assert out["id"].to_list() == [int(i) for i in IDS]
+    column = results[-1]["summary"]["columns"]["id"]
+    assert column == {
+        "type": "integer", "count": 3, "nulls": 0, "distinct": 3,
+        "min": int(IDS[0]), "max": int(IDS[2]),
+        "mean": pytest.approx(float(IDS[1])), "std": 1.0,  # not 0.0: distances from a value
+    }  # fmt: skip
+    assert type(column["min"]) is int and json.loads(json.dumps(column))["max"] == int(IDS[2])
+
+
+def test_a_column_that_outgrows_64_bits_after_the_sample_becomes_128_bit(ws: Path) -> None:
+    rows = [str(i) for i in range(12_000)] + ["-170141183460469231731687303715884105728"]
+    (ws / "late.csv").write_text("n\n" + "\n".join(rows) + "\n")
+    result = run(ws, "late.csv", "transform")[0]
+    out = table(ws, result)
+    assert (result["types"], out.schema["n"]) == ({"n": "integer"}, pl.Int128)
+    assert out["n"].to_list() == [int(r) for r in rows]
+
+
+def test_integers_beyond_128_bits_stay_text_with_a_note(ws: Path) -> None:
+    huge = [str(2**130 + i) for i in range(3)]
+    (ws / "huge.csv").write_text("Id\n" + "\n".join(huge) + "\n")
+    transformed, analyzed = run(ws, "huge.csv", "transform", "analyze")
+    note = "integers too big for 128 bits: kept as text, exactly"
+    assert (transformed["types"], transformed["notes"]) == ({"id": "text"}, {"id": note})
+    assert table(ws, transformed)["id"].to_list() == huge
+    assert analyzed["summary"]["columns"]["id"] == {
+        "type": "text", "count": 3, "nulls": 0, "distinct": 3, "note": note,
+    }  # fmt: skip
+    assert "notes" not in run(ws, "sales.csv", "transform")[0]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["1.5", "12345678901234567891"],  # a float would make it 12345678901234567168
+        ["1.5", "1234567890123456.5"],  # 16 digits before the point
+        [str(2**130), "abc"],  # not every value an integer: plain text, no note
+    ],
+)
+def test_values_a_float_cannot_hold_keep_the_column_text(ws: Path, values: list[str]) -> None:
+    (ws / "m.csv").write_text("v\n" + "\n".join(values) + "\n")
+    result = run(ws, "m.csv", "transform")[0]
+    assert result["types"] == {"v": "text"} and "notes" not in result
+    assert table(ws, result)["v"].to_list() == values
+
+
+# --- delimiters (item 12) ---------------------------------------------------------------------
+
+ROWS = [["name", "city", "amount"], ["Ann", "Köln, DE", "1.5"], ["Bob", "Lyon", "2"]]
+
+
+def write_rows(path: Path, delimiter: str, rows: list[list[str]] = ROWS) -> None:
+    with path.open("w", newline="", encoding="utf-8") as file:
+        csv.writer(file, delimiter=delimiter).writerows(rows)
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
+def test_the_delimiter_is_detected(ws: Path, delimiter: str) -> None:
+    write_rows(ws / "d.csv", delimiter)
+    result = run(ws, "d.csv", "transform")[0]
+    assert result["read"]["delimiter"] == delimiter
+    out = table(ws, result)
+    assert out.columns == ["name", "city", "amount"]
+    assert out.rows() == [("Ann", "Köln, DE", 1.5), ("Bob", "Lyon", 2.0)]
+
+
+def test_semicolons_with_decimal_commas_are_read_as_semicolon_separated(ws: Path) -> None:
+    (ws / "eu.csv").write_text("produkt;preis\nA;1,5\nB;2,25\n")
+    result = run(ws, "eu.csv", "clean")[0]
+    assert result["read"]["delimiter"] == ";"
+    assert table(ws, result).rows() == [("A", "1,5"), ("B", "2,25")]
+
+
+def test_a_given_delimiter_wins_over_detection(ws: Path) -> None:
+    (ws / "both.csv").write_text("a;b,c\n1;2,3\n4;5,6\n")
+    assert table(ws, run(ws, "both.csv", "clean")[0]).columns == ["a;b", "c"]  # tie: comma
+    result = run(ws, "both.csv", "clean", delimiter="semicolon")[0]
+    assert (result["read"]["delimiter"], table(ws, result).columns) == (";", ["a", "b,c"])
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [(",", ","), ("comma", ","), (";", ";"), ("Semicolon", ";"), ("\t", "\t"), ("tab", "\t"),
+     ("\\t", "\t"), ("|", "|"), ("pipe", "|"), (None, None)],
+)  # fmt: skip
+def test_a_delimiter_is_a_character_or_its_name(given: str | None, stored: str | None) -> None:
+    assert DATA.parse({"data_input": "a.csv", "delimiter": given}).delimiter == stored
+
+
+@pytest.mark.parametrize("bad", ["x", ":", "", ",;", 9])
+def test_other_delimiters_are_refused(bad: Any) -> None:
+    with pytest.raises(InvalidInput) as info:
+        DATA.parse({"data_input": "a.csv", "delimiter": bad})
+    assert str(info.value) == (
+        f"data_chain config: delimiter: {bad!r} is not a delimiter data_chain reads "
+        "(one of: comma ',', tab '\\t', semicolon ';', pipe '|')"
+    )
+
+
+def test_a_one_column_file_is_fine(ws: Path) -> None:
+    (ws / "one.csv").write_text("name\nAnn\nBob; Jr\n")  # one row's ; is not a pattern
+    result = run(ws, "one.csv", "clean")[0]
+    assert table(ws, result).rows() == [("Ann",), ("Bob; Jr",)]
+
+
+@pytest.mark.parametrize(
+    ("text", "more", "message"),
+    [
+        (
+            "id\n1;2;3\n4;5;6\n",
+            {},
+            "has a header of one column but rows of 3 fields separated by semicolon (';'): "
+            "give every column a name in the header line (or set delimiter)",
+        ),
+        (
+            "id\n1\t2\n3\t4\n",
+            {"delimiter": "comma"},
+            "has a header of one column but rows of 2 fields separated by tab ('\\t'): "
+            "give every column a name in the header line (or check the delimiter)",
+        ),
+        (
+            "a,b\n1,2\n3,4\n",
+            {"delimiter": ";"},
+            "has one column with delimiter semicolon (';') but 2 with comma (','): "
+            "set delimiter to comma",
+        ),
+    ],
+)
+def test_a_one_column_header_over_delimited_rows_is_refused(
+    ws: Path, text: str, more: dict[str, str], message: str
+) -> None:
+    (ws / "x.csv").write_text(text)
+    assert refused(ws, "x.csv", **more) == f"data_chain: data_input 'x.csv' {message}"
+
+
+def test_a_file_changed_after_submit_into_one_column_fails_the_step(ws: Path) -> None:
+    write_rows(ws / "d.csv", ";")
+    config = checked(ws, "d.csv", "clean")
+    (ws / "d.csv").write_text("header\n1;2\n3;4\n")
+    assert failed(ws, "", config=config) == (
+        "d.csv has a header of one column but rows of 2 fields separated by semicolon (';'): "
+        "give every column a name in the header line (or set delimiter)"
+    )
+
+
+def test_ragged_rows_are_named_with_any_delimiter(ws: Path) -> None:
+    (ws / "r.csv").write_text("a|b\n1|2\n3|4|5\n")
+    assert failed(ws, "r.csv", "clean") == (
+        "r.csv: line 3 has 3 fields but the header has 2 (ragged rows)"
+    )
+
+
+# --- null markers (item 13) -------------------------------------------------------------------
+
+MARKED = "k,v,w\n1,NA,x\n2, N/A ,y\n3,null,z\n4,NULL,x\n5,NaN,y\n6,-,z\n7,,x\n8,10,-\n9,20,y\n"
+
+
+def test_the_usual_null_markers_are_missing_values(ws: Path) -> None:
+    (ws / "m.csv").write_text(MARKED)
+    analyzed, cleaned = run(ws, "m.csv", "analyze", "clean")
+    v = analyzed["summary"]["columns"]["v"]
+    assert (v["type"], v["count"], v["nulls"], v["min"], v["max"]) == ("integer", 2, 7, 10, 20)
+    assert analyzed["summary"]["columns"]["w"]["nulls"] == 1
+    seen = {"v": ["NA", "N/A", "null", "NULL", "NaN", "-"], "w": ["-"]}
+    assert analyzed["read"]["null_markers"] == seen
+    expected, dropped = reference_clean(ws / "m.csv", markers=tuple(seen["v"]))
+    assert table(ws, cleaned).rows() == expected == [("9", "20", "y")]
+    assert cleaned["dropped"] == dropped == {"blank": 0, "incomplete": 8, "duplicate": 0}
+    assert cleaned["read"]["null_markers"] == seen
+
+
+def test_transform_turns_markers_into_nulls(ws: Path) -> None:
+    (ws / "m.csv").write_text(MARKED)
+    result = run(ws, "m.csv", "transform")[0]
+    assert table(ws, result)["v"].to_list() == [None] * 7 + [10, 20]
+    assert result["read"]["null_markers"]["w"] == ["-"]
+
+
+def test_null_values_replace_the_usual_markers(ws: Path) -> None:
+    (ws / "m.csv").write_text("a,b\n1,?\nNA,2\n-,3\n")
+    result = run(ws, "m.csv", "analyze", null_values=["?"])[0]
+    columns = result["summary"]["columns"]
+    assert (columns["a"]["type"], columns["b"]["type"], columns["b"]["nulls"]) == (
+        "text", "integer", 1,
+    )  # fmt: skip
+    assert result["read"]["null_markers"] == {"b": ["?"]}
+    none = run(ws, "m.csv", "analyze", null_values=[])[0]
+    assert none["summary"]["columns"]["a"] == {
+        "type": "text",
+        "count": 3,
+        "nulls": 0,
+        "distinct": 3,
+    }
+    assert none["read"]["null_markers"] == {}
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [([" NA ", "", "NA", "?"], ["NA", "?"]), ("-", ["-"]), ([], [])],
+)
+def test_null_values_are_trimmed_and_deduplicated(given: Any, stored: list[str]) -> None:
+    assert DATA.parse({"data_input": "a.csv", "null_values": given}).null_values == stored
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ([1], "null_values: a null value is text, like 'NA' or '-'"),
+        (["a\nb"], "null_values: a null value is one line of at most 100 characters"),
+        ([str(i) for i in range(51)], "null_values: List should have at most 50"),
+    ],
+)
+def test_bad_null_values_are_refused(given: Any, message: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        DATA.parse({"data_input": "a.csv", "null_values": given})
+    assert str(info.value).startswith(f"data_chain config: {message}")
+
+
+def test_flags_for_delimiter_and_null_values() -> None:
+    raw = parse_type_flags(
+        DATA,
+        ["--input", "s.csv", "--delimiter", "tab", "--null-values", "NA", "-", "--steps", "clean"],
+    )
+    assert raw == {
+        "data_input": "s.csv", "delimiter": "tab", "null_values": ["NA", "-"],
+        "processing_steps": ["clean"],
+    }  # fmt: skip
+    config = DATA.parse(raw)
+    assert (config.delimiter, config.null_values) == ("\t", ["NA", "-"])
+    assert parse_type_flags(DATA, ["--input", "s.csv", "--null-values"])["null_values"] == []
+
+
+# --- header renames, the result's columns (item 14) -------------------------------------------
+
+
+def test_every_header_rename_is_reported(ws: Path) -> None:
+    (ws / "n.csv").write_text("a,a, ,Unit Price , b,a\n1,2,3,4,5,6\n")
+    cleaned, transformed = run(ws, "n.csv", "clean", "transform")
+    renamed = [
+        {"column": 2, "from": "a", "to": "a_2"},
+        {"column": 3, "from": " ", "to": "column_3"},
+        {"column": 4, "from": "Unit Price ", "to": "Unit Price"},
+        {"column": 5, "from": " b", "to": "b"},
+        {"column": 6, "from": "a", "to": "a_3"},
+    ]
+    assert cleaned["read"]["renamed"] == renamed
+    assert transformed["read"] == cleaned["read"]  # passed on
+    assert transformed["renamed"] == {"Unit Price": "unit_price"}
+    assert table(ws, transformed).columns == ["a", "a_2", "column_3", "unit_price", "b", "a_3"]
+
+
+@pytest.mark.parametrize(("limit", "kept"), [(3, 3), (0, 0), (200, 105)])
+def test_result_columns_sets_how_many_columns_the_result_carries(
+    ws: Path, limit: int, kept: int
+) -> None:
+    width = 105
+    (ws / "wide.csv").write_text(
+        ",".join(f"c{i}" for i in range(width)) + "\n" + "1," * 104 + "1\n"
+    )
+    result = run(ws, "wide.csv", "analyze", result_columns=limit)[0]
+    assert list(result["summary"]["columns"]) == [f"c{i}" for i in range(kept)]
+    assert result["summary"].get("columns_omitted") == (width - kept or None)
+    assert len(json.loads((ws / result["file"]).read_text())["columns"]) == width
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (-1, "Input should be greater than or equal to 0"),
+        ("5", "Input should be a valid integer"),
+        (1.5, "Input should be a valid integer"),
+        (True, "Input should be a valid integer"),
+    ],
+)
+def test_result_columns_is_a_whole_number(bad: Any, message: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        DATA.parse({"data_input": "a.csv", "result_columns": bad})
+    assert str(info.value) == f"data_chain config: result_columns: {message}"
+
+
+# --- what clean dropped, in the final result (item 15) ----------------------------------------
+
+SALES_DROPPED = {"blank": 3, "incomplete": 3, "duplicate": 2}
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        ("clean", "transform", "analyze"),
+        ("clean", "analyze"),
+        ("analyze", "clean", "transform"),
+        ("clean",),
+        ("clean", "clean", "analyze"),  # the second drops nothing more
+    ],
+)
+def test_the_final_result_says_what_clean_dropped(ws: Path, steps: tuple[str, ...]) -> None:
+    results = run(ws, "sales.csv", *steps)
+    assert results[-1]["cleaned"] == {"rows_in": 25, "rows": 17, "dropped": SALES_DROPPED}
+    assert results[-1]["read"]["file"] == "sales.csv"
+    assert all("cleaned" not in r for r in results[: steps.index("clean")])
+
+
+def test_two_cleans_add_up(ws: Path) -> None:
+    (ws / "t.csv").write_text("a,b\n1,2\n1,2\n,\n3,x\n")
+    config = checked(ws, "t.csv", "clean", "clean")
+    first = DATA.run_step(config, DATA.plan(config)[0], None, StepContext("c1", 0, 2, ws))
+    # As if the table had changed between the steps: a second clean that drops a row too.
+    pl.DataFrame({"a": ["1", "3"], "b": ["2", "x"]}).vstack(
+        pl.DataFrame({"a": ["1"], "b": ["2"]})
+    ).write_parquet(ws / first["table"])
+    second = DATA.run_step(config, DATA.plan(config)[1], first, StepContext("c1", 1, 2, ws))
+    assert second["dropped"] == {"blank": 0, "incomplete": 0, "duplicate": 1}
+    assert second["cleaned"] == {
+        "rows_in": 4, "rows": 2, "dropped": {"blank": 1, "incomplete": 0, "duplicate": 2},
+    }  # fmt: skip
+
+
+def test_without_clean_nothing_is_said_about_dropped_rows(ws: Path) -> None:
+    assert all("cleaned" not in r for r in run(ws, "sales.csv", "transform", "analyze"))
+
+
+# --- one line per step (item 11) --------------------------------------------------------------
+
+
+def test_summarize_gives_one_line_per_step(ws: Path) -> None:
+    clean, transform, analyze = map(
+        DATA.summarize, run(ws, "sales.csv", "clean", "transform", "analyze")
+    )
+    dropped = "clean dropped 2 duplicate, 3 blank, 3 incomplete of 25 rows"
+    assert clean == (
+        "clean: 25 rows in, 17 out (2 duplicate, 3 blank, 3 incomplete), 8 columns "
+        "-> .taskchain/c1/1-clean.parquet"
+    )
+    assert transform == (
+        "transform: 17 rows, 8 columns (2 integer, 1 date, 3 text, 1 float, 1 boolean) "
+        f"-> .taskchain/c1/2-transform.parquet; {dropped}"
+    )
+    assert analyze == f"analyze: 17 rows, 8 columns -> .taskchain/c1/3-analyze.json; {dropped}"
+
+
+def test_summarize_names_what_a_reader_should_not_miss(ws: Path) -> None:
+    (ws / "eu.csv").write_text("id;id;v\n1;NA;-\n2;x;y\n2;x;y\n" + f"{2**130};z;w\n")
+    clean, transform = map(DATA.summarize, run(ws, "eu.csv", "clean", "transform"))
+    assert clean == (
+        "clean: 4 rows in, 2 out (1 duplicate, 1 incomplete), 3 columns "
+        "-> .taskchain/c1/1-clean.parquet; semicolon-separated; 1 header name changed; "
+        "null markers seen: NA, -"
+    )
+    assert transform == (
+        "transform: 2 rows, 3 columns (3 text) -> .taskchain/c1/2-transform.parquet; "
+        "clean dropped 1 duplicate, 1 incomplete of 4 rows; notes on 1 column"
+    )
+
+
+@pytest.mark.parametrize(
+    ("result", "line"),
+    [
+        (None, "null"),
+        (42, "42"),
+        ({"step": "explode"}, '{"step":"explode"}'),
+        ({"step": "clean"}, "clean: ? rows in, ? out, ? columns"),
+        (
+            {"step": "analyze", "rows": 3, "columns": 2, "file": "a.json"},
+            "analyze: 3 rows, 2 columns -> a.json",
+        ),
+        ("x" * 400, '"' + "x" * 296 + "..."),
+    ],
+)
+def test_summarize_copes_with_any_value(result: Any, line: str) -> None:
+    assert DATA.summarize(result) == line
