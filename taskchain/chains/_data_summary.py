@@ -4,18 +4,15 @@ miss (rows clean dropped, a delimiter other than comma, renamed headers, null ma
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from taskchain.chains._data_dialect import DELIMITERS
-
-LONGEST = 300  # a result of an unknown shape is shown as JSON, cut here
+from taskchain.chains.base import brief
 
 
 def summarize(result: Any) -> str:
     if not isinstance(result, dict) or result.get("step") not in ("clean", "transform", "analyze"):
-        text = json.dumps(result, separators=(",", ":"), default=str)
-        return text if len(text) <= LONGEST else text[: LONGEST - 3] + "..."
+        return brief(result)  # a result of an unknown shape: compact JSON, cut like any type's
     step = result["step"]
     rows, columns = _count(result.get("rows")), _count(result.get("columns"))
     if step == "clean":
