@@ -92,6 +92,24 @@ class ChainType(ABC):
         """
         return brief(result)
 
+    @classmethod
+    def outputs(cls, config: Any) -> dict[str, str]:
+        """The named outputs a chain of this config declares, each with its kind (one of
+        OUTPUT_KINDS), for workflows: a downstream job's config refers to them as
+        `${{ jobs.NAME.outputs.KEY }}`. Declared from the config alone, before anything runs;
+        the default: none."""
+        return {}
+
+    @classmethod
+    def output_values(cls, config: Any, result: Any) -> dict[str, Any]:
+        """The values of `outputs(config)`, from the chain's final `result` (the last step's);
+        an output the result does not carry is left out, and a job that refers to it fails."""
+        return {}
+
+
+#: What an output is, for the placeholders that let a workflow validate a job's config
+#: before the upstream value exists: a workspace path (text), a list of them, an integer.
+OUTPUT_KINDS = ("path", "paths", "integer")
 
 #: Characters a summary may take; longer ones are cut and end in `…`.
 SUMMARY_WIDTH = 80

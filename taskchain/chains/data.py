@@ -27,7 +27,7 @@ Integers too big for 128 bits stay text, with a note.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
@@ -143,6 +143,8 @@ class DataChain(ChainType):
             path = confine(workspace, config.data_input)
         except InvalidInput as exc:
             raise InvalidInput(f"data_chain: data_input: {exc}") from None
+        if _chain_table(workspace, path):
+            return
         problem = sniff(path) or _dialect(path, config.delimiter)[1]
         if problem:
             raise InvalidInput(f"data_chain: data_input {config.data_input!r} {problem}")
@@ -194,6 +196,31 @@ class DataChain(ChainType):
 
         return summarize(result)
 
+    @classmethod
+    def outputs(cls, config: Any) -> dict[str, str]:
+        """`table`: the last table (the last clean or transform step's Parquet file, else
+        `data_input`); `report`: the last analyze step's JSON summary, when there is one."""
+        declared = {"table": "path"}
+        if "analyze" in config.processing_steps:
+            declared["report"] = "path"
+        return declared
+
+    @classmethod
+    def output_values(cls, config: Any, result: Any) -> dict[str, Any]:
+        if not isinstance(result, dict):
+            return {}
+        values: dict[str, Any] = {}
+        if isinstance(result.get("table"), str):
+            values["table"] = result["table"]
+        file = result.get("file")
+        steps = list(config.processing_steps)
+        if "analyze" in steps and isinstance(file, str):
+            # Every step writes `<chain folder>/<position>-<step>.<ext>`; the last step's file
+            # names the folder, so the report is found even when analyze is not last.
+            position = len(steps) - steps[::-1].index("analyze")
+            values["report"] = str(PurePosixPath(file).parent / f"{position}-analyze.json")
+        return values
+
 
 def _carried(name: str, done: dict[str, Any], previous: Any) -> dict[str, Any]:
     """What later steps pass on: how the CSV was read (`read`, unless this step read it
@@ -237,6 +264,7 @@ def _source(config: DataConfig, previous: Any, ctx: StepContext) -> Any:
     rel = _rel(path, root)
     if own and not path.is_file():
         raise StepError(f"{rel}, written by the previous step, is missing; run the chain again")
+    own = own or _chain_table(root, path)
     if not own:
         problem = sniff(path)
         if not problem:
@@ -278,6 +306,14 @@ def sniff(path: Path) -> str | None:
         if exc.start < len(head) - 3:  # not merely a character cut in two at the 1 KB mark
             return f"is not UTF-8 text (byte 0x{head[exc.start]:02x} at offset {exc.start})"
     return None
+
+
+def _chain_table(workspace: Path, path: Path) -> bool:
+    """Whether `path` is a Parquet table another chain wrote (a workflow passes one on as
+    `data_input`): read as the table it is, not sniffed as CSV. Only under `.taskchain/`,
+    where no user file lives, so every such table has the columns a data step writes."""
+    internal = workspace.resolve() / ".taskchain"
+    return path.suffix == ".parquet" and path.is_relative_to(internal) and path.is_file()
 
 
 def _rel(path: Path, root: Path) -> str:

@@ -232,6 +232,29 @@ class IoChain(ChainType):
                       if (n := sum(1 for f in files if f.get(flag) is True))]  # fmt: skip
         return cut(f"{line} ({', '.join(notes)})" if notes else line)
 
+    @classmethod
+    def outputs(cls, config: Any) -> dict[str, str]:
+        """`files`: the targets after the last operation (copies and moves are the new
+        paths); `file` too when there is exactly one. None when the last operation deletes."""
+        if config.file_operations[-1].op == "delete":
+            return {}
+        declared = {"files": "paths"}
+        if len(config.target_files) == 1:
+            declared["file"] = "path"
+        return declared
+
+    @classmethod
+    def output_values(cls, config: Any, result: Any) -> dict[str, Any]:
+        targets = result.get("targets") if isinstance(result, dict) else None
+        if not cls.outputs(config) or not isinstance(targets, list):
+            return {}
+        if not all(isinstance(t, str) for t in targets):
+            return {}
+        values: dict[str, Any] = {"files": list(targets)}
+        if len(targets) == 1:
+            values["file"] = targets[0]
+        return values
+
 
 #: An operation's ordinary outcome, left out of its summary (only the unusual ones are told).
 _DONE = {"copy": "copied", "move": "moved", "delete": "deleted"}

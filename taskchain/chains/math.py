@@ -202,6 +202,16 @@ class MathChain(ChainType):
             return short_int(result)
         return brief(result)
 
+    @classmethod
+    def outputs(cls, config: Any) -> dict[str, str]:
+        """`value`: the chain's result, an integer."""
+        return {"value": "integer"}
+
+    @classmethod
+    def output_values(cls, config: Any, result: Any) -> dict[str, Any]:
+        is_int = isinstance(result, int) and not isinstance(result, bool)
+        return {"value": result} if is_int else {}
+
 
 def _flag_int(text: str) -> int:
     if not _INT.fullmatch(text.strip()):
