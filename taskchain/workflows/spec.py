@@ -189,7 +189,10 @@ def _job(
             )
     kinds = {(r.job, r.key): upstream[r.job].outputs[r.key] for r in found}
     stand_in = refs.resolve(config, _Placeholders(kinds)) if found else config
-    parsed = _parse(chain_type, stand_in)
+    try:
+        parsed = _parse(chain_type, stand_in)
+    except InvalidInput as exc:
+        raise _misfit(exc, found, kinds) from None
     checked = not needs
     if checked:
         _check(chain_type, parsed, workspace)
@@ -222,6 +225,28 @@ class _Placeholders(Mapping[str, Mapping[str, Any]]):
 
     def __len__(self) -> int:
         return len(self.by_job)
+
+
+_KIND_TEXT = {"path": "a path", "paths": "a list of paths", "integer": "an integer"}
+
+
+def _misfit(
+    exc: InvalidInput, found: list[refs.Reference], kinds: Mapping[tuple[str, str], str]
+) -> InvalidInput:
+    """A parse error at a reference's place, said of the reference, not of its placeholder:
+    `config.numbers.0: jobs.a.outputs.file is a path, which does not fit here`."""
+    for ref in found:
+        if exc.message.startswith(f"{ref.where}:"):
+            kind = kinds[(ref.job, ref.key)]
+            detail = exc.message.removeprefix(f"{ref.where}:").strip()
+            if "workflow-placeholder" in detail:  # says the stand-in's value: no help
+                detail = ""
+            return refs.BadReference(
+                ref.where,
+                f"jobs.{ref.job}.outputs.{ref.key} is {_KIND_TEXT.get(kind, kind)}, which does "
+                f"not fit here" + (f" ({detail})" if detail else ""),
+            )
+    return exc
 
 
 def _parse(chain_type: type[ChainType], config: dict[str, Any]) -> BaseModel:
