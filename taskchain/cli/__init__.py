@@ -202,9 +202,9 @@ def _global(
 
 
 def _register() -> None:
-    from taskchain.cli import manage, ops, read, submit, watch
+    from taskchain.cli import db, manage, ops, read, submit, watch
 
-    for module in (submit, read, watch, manage, ops):
+    for module in (submit, read, watch, manage, ops, db):
         module.register(app)
 
 
