@@ -83,6 +83,28 @@ class Settings(BaseSettings):
         description="seconds to wait for a locked or absent store (exit 4)",
     )
 
+    retention: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="age (30d, 12h, seconds) after which workers prune finished chains; "
+        "unset = keep forever",
+    )
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _retention_duration(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if not value.strip():
+                return None
+            from taskchain.timeparse import parse_duration
+
+            try:
+                return parse_duration(value, option="retention")
+            except InvalidInput:
+                raise ValueError("not an age like 30d, 12h or 3600 (seconds)") from None
+        return value
+
     @field_validator("broker_url", "result_backend", "database_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:

@@ -173,6 +173,13 @@ def _global(
         float | None,
         typer.Option(help="Seconds to wait for a locked store [env TASKCHAIN_STORE_TIMEOUT]."),
     ] = None,
+    retention: Annotated[
+        str | None,
+        typer.Option(
+            help="Workers prune finished chains older than this, e.g. 30d "
+            "[env TASKCHAIN_RETENTION]; unset = keep forever."
+        ),
+    ] = None,
     plugins: Annotated[
         str | None,
         typer.Option(
@@ -198,13 +205,14 @@ def _global(
         broker_timeout=broker_timeout,
         store_timeout=store_timeout,
         plugins=plugins,
+        retention=retention,
     )
 
 
 def _register() -> None:
-    from taskchain.cli import manage, ops, read, submit, watch
+    from taskchain.cli import db, manage, ops, read, submit, watch
 
-    for module in (submit, read, watch, manage, ops):
+    for module in (submit, read, watch, manage, ops, db):
         module.register(app)
 
 

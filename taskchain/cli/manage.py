@@ -1,9 +1,9 @@
-"""Commands that change records: delete (and cancel)."""
+"""Commands that change records: delete, prune, cancel, retry."""
 
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -39,6 +39,85 @@ def delete(
     deleted = core.delete(ids)
     for chain_id in deleted:
         output.say(f"deleted {chain_id}")
+
+
+def prune(
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than",
+            help="Age since the chain finished: 30d, 12h, 90m, seconds.",
+        ),
+    ],
+    status: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--status", "-s", help="Only these: COMPLETED, FAILED, CANCELLED (repeatable)."
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would go; remove nothing.")
+    ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask; required when stdin is not a terminal.")
+    ] = False,
+    json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """Remove finished chains older than an age, their steps and their workspace folders.
+
+    Only COMPLETED, FAILED and CANCELLED chains are removed (never PENDING or RUNNING), counted
+    from when they finished; in batches of 500 chains, so the store stays usable meanwhile.
+    Workers do the same every hour when TASKCHAIN_RETENTION is set.
+
+    Example: taskchain prune --older-than 30d --status COMPLETED --yes
+    """
+    from datetime import timedelta
+
+    from taskchain.store import prune as retention
+    from taskchain.timeparse import iso, parse_duration
+
+    age = parse_duration(older_than, option="--older-than")
+    statuses = _prunable(status or [])
+    try:
+        before = retention.utcnow() - timedelta(seconds=age)
+    except OverflowError:
+        raise InvalidInput(f"--older-than {older_than!r} is too far in the past") from None
+    if not dry_run and not yes:
+        if not _interactive():
+            raise InvalidInput("refusing to prune without --yes when stdin is not a terminal")
+        count = retention.prune(before=before, statuses=statuses, dry_run=True).chains
+        if not count or not _confirm(f"Delete {count} finished chain(s) older than {older_than}?"):
+            output.say("nothing pruned")
+            return
+    done = retention.prune(before=before, statuses=statuses, dry_run=dry_run)
+    if json:
+        output.emit_json(
+            {"dry_run": dry_run, "before": iso(before), "statuses": [s.value for s in statuses],
+             "chains": done.chains, "steps": done.steps, "folders": done.folders,
+             "by_status": {s.value: done.by_status.get(s.value, 0) for s in statuses}}
+        )  # fmt: skip
+        return
+    verb = "would prune" if dry_run else "pruned"
+    output.say(
+        f"{verb} {done.chains} chain(s), {done.steps} step(s), {done.folders} folder(s) "
+        f"finished before {iso(before)}"
+    )
+
+
+def _prunable(given: list[str]) -> list[Any]:
+    from taskchain.store.models import Status
+    from taskchain.store.prune import PRUNABLE
+
+    if not given:
+        return list(PRUNABLE)
+    names = [n.strip().upper() for g in given for n in g.split(",") if n.strip()]
+    for name in names:
+        if name not in {s.value for s in PRUNABLE}:
+            raise InvalidInput(
+                f"--status {name!r}: prune removes only finished chains "
+                "(COMPLETED, FAILED, CANCELLED)"
+            )
+    return [Status(n) for n in dict.fromkeys(names)]
 
 
 def _confirm(question: str) -> bool:
@@ -112,5 +191,6 @@ def retry(
 
 def register(app: typer.Typer) -> None:
     app.command("delete")(delete)
+    app.command("prune")(prune)
     app.command("cancel")(cancel)
     app.command("retry")(retry)

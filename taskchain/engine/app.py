@@ -69,6 +69,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         config["broker_transport_options"]["polling_interval"] = 0.005
     if settings.uses_result_backend:
         config["result_backend"] = settings.result_backend
+        config["result_expires"] = int(settings.retention or 86400)  # seconds; see README
         # Celery's Redis result backend subscribes on every send and retries for ever by
         # default: bound each connect and the whole retry, so a dead backend means exit 4.
         config["result_backend_transport_options"] = {"retry_policy": {"timeout": timeout}}

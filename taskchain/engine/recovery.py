@@ -15,6 +15,7 @@ from taskchain.errors import TaskchainError
 from taskchain.settings import get_settings
 from taskchain.store import queries, session, transitions
 from taskchain.store.models import utcnow
+from taskchain.store.prune import Timer, prune_if_due
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +42,17 @@ def sweep(app: Celery) -> list[tuple[str, int]]:
 
 
 def start_sweeper(app: Celery) -> threading.Event:
-    """Sweep now and then every third of a lease, in a daemon thread; set the event to stop."""
+    """Sweep now and then every third of a lease, in a daemon thread; set the event to stop.
+    The same thread applies TASKCHAIN_RETENTION (see `store.prune`)."""
     stop = threading.Event()
     interval = max(2.0, get_settings().step_lease / 3)
+    retention = Timer()  # TASKCHAIN_RETENTION: prune at start, then at most once an hour
 
     def loop() -> None:
         while True:
             try:
                 sweep(app)
+                prune_if_due(retention)
             except (TaskchainError, OSError) as exc:  # store or broker away: try next round
                 log.warning("recovery sweep failed: %s", exc)
             except Exception:

@@ -12,16 +12,15 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
 from taskchain.errors import InvalidInput, StoreUnavailable
 from taskchain.settings import get_settings, mask_url
-from taskchain.store import models, upgrade  # noqa: F401  (models registers the tables)
-from taskchain.store.columns import add_missing_columns
+from taskchain.store import models, schema  # noqa: F401  (models registers the tables)
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
-_WRITE = "taskchain_write"
+WRITE_OPTION = _WRITE = "taskchain_write"
 
 
 def _sqlite_pragmas(engine: Engine, busy_ms: int) -> None:
@@ -64,20 +63,6 @@ def _create(url: str) -> Engine:
         raise InvalidInput(f"database URL {mask_url(url)!r}: driver not installed ({exc})") from exc
     if parsed.get_backend_name() == "sqlite":
         _sqlite_pragmas(engine, int(settings.store_timeout * 1000))
-    try:
-        if not _has_tables(engine):
-            # Check-then-create as one writer: two first users must not deadlock on the upgrade.
-            SQLModel.metadata.create_all(engine.execution_options(**{_WRITE: True}))
-        upgrade.upgrade(engine)
-        # A store made by an older version lacks the columns added since: add them.
-        add_missing_columns(engine, write_options={_WRITE: True})
-    except DBAPIError as exc:
-        engine.dispose()
-        raise StoreUnavailable(mask_url(url), _reason(exc)) from exc
-    except (sqlite3.Error, upgrade.UpgradeError) as exc:  # the upgrade talks to SQLite directly
-        engine.dispose()
-        reason = f"could not upgrade its JSON columns to TEXT, nothing changed: {exc}"
-        raise StoreUnavailable(mask_url(url), reason) from exc
     return engine
 
 
@@ -96,21 +81,33 @@ def _check_path(url: str, path: Path) -> None:
         raise StoreUnavailable(mask_url(url), f"cannot create folder {path.parent}: {why}") from exc
 
 
-def _has_tables(engine: Engine) -> bool:
-    """A plain read, so that an existing store opens even while another process writes."""
-    from sqlalchemy import inspect
-
-    existing = set(inspect(engine).get_table_names())
-    return all(name in existing for name in SQLModel.metadata.tables)
-
-
 def get_engine() -> Engine:
+    """The store's engine, its schema checked (and created or upgraded) on first use."""
     url = get_settings().store_url
     with _lock:
         engine = _engines.get(url)
         if engine is None:
-            engine = _engines[url] = _create(url)
+            engine = _create(url)
+            try:
+                # Once per engine: one SELECT of the schema version when all is well.
+                _unavailable_as_exit_4(url, lambda: schema.ensure(engine, url))
+            except BaseException:
+                engine.dispose()
+                raise
+            _engines[url] = engine
         return engine
+
+
+def unchecked_engine() -> Engine:
+    """A new engine on the store, its schema not looked at (for `taskchain db`); dispose it."""
+    return _create(get_settings().store_url)
+
+
+def _unavailable_as_exit_4(url: str, call: Any) -> Any:
+    try:
+        return call()
+    except (DBAPIError, sqlite3.Error) as exc:  # sqlite3's own: the upgrade's PRAGMAs
+        raise StoreUnavailable(mask_url(url), _reason(exc)) from exc
 
 
 def dispose_engines() -> None:

@@ -99,7 +99,7 @@ class ChainRecord(SQLModel, table=True):
     step_count: int = 0
     cancel_requested: bool = False
     attempt: int = 1
-    # Added after the first release: nullable, so `store/columns.py` can add them in place.
+    # Added after the first release (schema revision 0003): nullable, old rows read None.
     #: The embedded process running the chain (`host:pid:nonce`), None when workers run it.
     runner: str | None = Field(default=None, max_length=255, nullable=True)
     #: Until when that process is known alive; it renews this while it runs (see orphans).

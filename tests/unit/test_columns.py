@@ -1,5 +1,5 @@
-"""A store made before the chain table grew its nullable columns still opens, on SQLite and
-PostgreSQL: the missing columns are added in place, and old rows read as None."""
+"""A store made before the chain table grew its nullable columns (schema 0002, unversioned)
+still opens, on SQLite and PostgreSQL: revision 0003 adds them, and old rows read as None."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ from typer.testing import CliRunner
 
 from taskchain import settings
 from taskchain.cli import app
-from taskchain.errors import StoreUnavailable
-from taskchain.store import dispose_engines, get_engine
-from taskchain.store.columns import missing_columns
+from taskchain.store import dispose_engines, get_engine, schema
 
 NEW = ("runner", "runner_lease_expires_at", "workspace", "submit_host")
 
@@ -24,6 +22,7 @@ def make_old_store(url: str, *, drop: tuple[str, ...] = NEW) -> None:
     dispose_engines()
     engine = create_engine(url)
     with engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))  # builds of that time had none
         for column in drop:
             conn.execute(text(f"ALTER TABLE chain DROP COLUMN {column}"))
         if "attempt" not in drop:
@@ -41,6 +40,14 @@ def make_old_store(url: str, *, drop: tuple[str, ...] = NEW) -> None:
     engine.dispose()
 
 
+def missing_columns(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return set(NEW) - {c["name"] for c in inspect(engine).get_columns("chain")}
+    finally:
+        engine.dispose()
+
+
 def open_and_read(runner: CliRunner) -> dict:
     result = runner.invoke(app, ["status", "old1", "--json"])
     assert result.exit_code == 0, result.output
@@ -53,7 +60,7 @@ def test_an_old_sqlite_store_gets_the_new_columns(runner: CliRunner) -> None:
     doc = open_and_read(runner)
     assert (doc["status"], doc["result"], doc["orphaned"]) == ("COMPLETED", 6, False)
     assert (doc["workspace"], doc["submit_host"]) == (None, None)
-    assert missing_columns(get_engine()) == {}
+    assert missing_columns(url) == set()
     # New chains use them at once.
     done = runner.invoke(app, ["submit", "math_chain", "--numbers", "1", "2", "-q"])
     assert done.exit_code == 0, done.output
@@ -67,25 +74,19 @@ def test_an_old_postgresql_store_gets_the_new_columns(
     monkeypatch.setenv("TASKCHAIN_DATABASE_URL", postgres_url)
     settings.configure()
     make_old_store(postgres_url)
+    refused = runner.invoke(app, ["status", "old1"])
+    assert (refused.exit_code, refused.stderr) == (4, (
+        f"taskchain: error: store {postgres_url}: schema is at 0002, this taskchain needs 0003: "
+        "run `taskchain db upgrade`\n"))  # fmt: skip
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
     doc = open_and_read(runner)
     assert (doc["status"], doc["result"], doc["workspace"]) == ("COMPLETED", 6, None)
-    assert missing_columns(get_engine()) == {}
+    assert missing_columns(postgres_url) == set()
     dispose_engines()
 
 
 def test_opening_twice_adds_nothing_the_second_time() -> None:
-    from taskchain.store.columns import add_missing_columns
-
     make_old_store(settings.get_settings().store_url)
     engine = get_engine()  # adds them
-    assert add_missing_columns(engine, write_options={}) == []
-
-
-def test_a_missing_column_that_cannot_be_added_is_a_clear_store_error() -> None:
-    make_old_store(settings.get_settings().store_url, drop=("attempt",))
-    with pytest.raises(StoreUnavailable) as caught:
-        get_engine()
-    assert str(caught.value).endswith(
-        "is unavailable: table 'chain' lacks column 'attempt', which cannot be added in place "
-        "(it is not nullable)"
-    )
+    assert schema.state(engine) == schema.State("0003", stamped=True)
+    assert schema.migrate(engine, "url") == ("0003", "0003")

@@ -1,5 +1,6 @@
 """Every value the store records comes back exactly, on SQLite and PostgreSQL; and a store
-written by the release whose JSON columns mangled numbers is upgraded in place."""
+written by the release whose JSON columns mangled numbers is upgraded in place (revision 0002,
+see taskchain/store/migrations/versions)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,19 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
+from typer.testing import CliRunner
 
-from taskchain.errors import StoreUnavailable
-from taskchain.store import ChainRecord, StepRecord, get_engine, queries, session, transitions
-from taskchain.store import upgrade as store_upgrade
+from taskchain.cli import app
+from taskchain.store import (
+    ChainRecord,
+    StepRecord,
+    get_engine,
+    migrations,
+    queries,
+    schema,
+    session,
+    transitions,
+)
 from taskchain.store.models import utcnow
 from tests.support import stores
 
@@ -237,24 +247,24 @@ def test_a_legacy_sqlite_store_is_upgraded_in_place_keeping_every_row(legacy: Pa
     assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     db.close()
     assert round_trip(10**100)["chain result"] == 10**100  # and from now on, exactly
-    assert store_upgrade.upgrade(get_engine()) is False  # once is enough
+    assert schema.state(get_engine()) == schema.State("0003", stamped=True)  # once is enough
 
 
 def test_a_failed_upgrade_changes_nothing_and_says_so(
     legacy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = store_upgrade._rebuild
+    real = migrations.upgrade
 
-    def rebuild_then_fail(db: Any, engine: Any, table: Any, old: Any) -> None:
-        real(db, engine, table, old)
-        if table.name == "step":  # after both tables were rebuilt, before COMMIT
-            raise sqlite3.OperationalError("disk I/O error")
+    def upgrade_then_fail(connection: Any) -> None:
+        real(connection)  # both revisions ran, in the transaction; COMMIT has not
+        raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(store_upgrade, "_rebuild", rebuild_then_fail)
-    with pytest.raises(StoreUnavailable) as caught:
+    monkeypatch.setattr(migrations, "upgrade", upgrade_then_fail)
+    with pytest.raises(schema.SchemaError) as caught:
         get_engine()
+    assert caught.value.exit_code == 4
     assert str(caught.value) == (
-        f"store sqlite:///{legacy} is unavailable: could not upgrade its JSON columns to TEXT, "
+        f"store sqlite:///{legacy}: could not upgrade its schema from 0001 to 0003, "
         "nothing changed: disk I/O error"
     )
     assert set(declared(legacy).values()) == {"JSON"}
@@ -308,7 +318,11 @@ def test_a_legacy_postgres_store_keeps_its_exact_values(
                  "'COMPLETED', :config, now(), :result, 0, false, 1)"),
             {"id": chain_id, "config": '{"b": 1, "a": [2.50, "007"]}', "result": str(10**100)},
         )  # fmt: skip
+        conn.execute(text("DROP TABLE alembic_version"))  # as the release had none
     dispose_engines()  # the next open finds the old column types
+    with pytest.raises(schema.SchemaError, match="schema is at 0001, this taskchain needs 0003"):
+        get_engine()  # PostgreSQL is upgraded on purpose, not on open
+    assert CliRunner().invoke(app, ["db", "upgrade"]).exit_code == 0
     with session() as s:
         chain = queries.get_chain(session=s, chain_id=chain_id).chain
     assert chain.result == 10**100 and type(chain.result) is int
