@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -30,9 +31,10 @@ conn.execute("COMMIT")
 @contextmanager
 def locked(db: Path, seconds: float) -> Iterator[subprocess.Popen[str]]:
     """Another process holding an exclusive write lock on the SQLite store."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(db), str(seconds)], stdout=subprocess.PIPE, text=True
-    )
+    holder = proc.spawn(
+        [sys.executable, "-c", HOLD, str(db), str(seconds)], os.environ, stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
     assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
     try:
         yield holder
