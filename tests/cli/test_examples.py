@@ -88,7 +88,10 @@ def sales_by_hand(path: Path) -> dict[str, Any]:
         cells = [cell.strip() for cell in row]
         if len(cells) == len(header) and all(cells) and cells not in kept:
             kept.append(cells)
-    return {"raw_rows": len(rows), "columns": dict(zip(header, zip(*kept, strict=True), strict=True))}
+    return {
+        "raw_rows": len(rows),
+        "columns": dict(zip(header, zip(*kept, strict=True), strict=True)),
+    }
 
 
 def check_numeric(summary: dict[str, Any], values: list[float]) -> None:
@@ -140,7 +143,9 @@ def test_io_example(runner: CliRunner, checkout: Path, name: str) -> None:
     written = next((op["content"] for op in operations if isinstance(op, dict)
                     and op["op"] == "write"), None)  # fmt: skip
     originals = {
-        Path(t).name: written.encode() if written is not None else (EXAMPLES.parent / t).read_bytes()
+        Path(t).name: written.encode()
+        if written is not None
+        else (EXAMPLES.parent / t).read_bytes()
         for t in config["target_files"]
     }
     doc = run_example(runner, checkout, EXAMPLES / name)

@@ -55,4 +55,3 @@ def test_info_text_lists_every_fact_of_the_json_in_order(
     assert table["store"] == "ok (1 chains)"
     assert table["broker"] == "embedded (in-process memory transport)"
     assert table["workers"] == ""
-

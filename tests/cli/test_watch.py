@@ -174,7 +174,9 @@ def test_watch_without_id_follows_every_active_chain(
     ]
     summaries = [line for line in settled if line.startswith((ids[0], ids[1]))]
     assert len(summaries) == 2
-    assert any(re.fullmatch(rf"{ids[0]} probe_chain COMPLETED in \S+: result 3", x) for x in summaries)
+    assert any(
+        re.fullmatch(rf"{ids[0]} probe_chain COMPLETED in \S+: result 3", x) for x in summaries
+    )
     assert any(
         re.fullmatch(rf"{ids[1]} probe_chain FAILED in \S+: step 2 \(probe 2\) failed: no disk", x)
         for x in summaries
@@ -327,7 +329,9 @@ def test_live_watch_in_distributed_mode_frame_by_frame(
     """The issue's "done means": a person sees the table update step by step."""
     env = {**redis_env, "TASKCHAIN_PLUGINS": "tests.support.chains"}
     gates = Gates(workspace)
-    queued = proc.run(["submit", "probe_chain", "--config", gates.config, "-d", "nightly", "-q"], env)
+    queued = proc.run(
+        ["submit", "probe_chain", "--config", gates.config, "-d", "nightly", "-q"], env
+    )
     assert queued.returncode == 0, queued.stderr
     chain_id = queued.stdout.strip()
     term = Terminal(["watch", chain_id], terminal_env(env))

@@ -65,8 +65,10 @@ def test_redis_restart_while_100_chains_run_and_more_are_submitted(
         try:
             # Down in the middle of the work: some chains done, most still queued.
             wait_until(
-                lambda: len(submitter.accepted) >= 3
-                and any(s == Status.COMPLETED for s in faults.statuses(ids).values()),
+                lambda: (
+                    len(submitter.accepted) >= 3
+                    and any(s == Status.COMPLETED for s in faults.statuses(ids).values())
+                ),
                 message="a first chain completing",
             )
             own_redis.stop()
@@ -96,8 +98,9 @@ def test_redis_restart_while_100_chains_run_and_more_are_submitted(
     )
     assert recorded == len(chains) == len(ids) + len(late)  # a refused submit left no record
     assert (completed, failed, stuck) == (len(chains), 0, 0), [
-        (c.chain.id, c.chain.status, c.chain.error) for c in chains if c.chain.status.finished
-        and c.chain.status != Status.COMPLETED
+        (c.chain.id, c.chain.status, c.chain.error)
+        for c in chains
+        if c.chain.status.finished and c.chain.status != Status.COMPLETED
     ][:5]
     assert all(c.chain.result == 2 for c in chains)  # a probe chain of n steps ends with n
     assert all([st.result for st in c.steps] == [1, 2] for c in chains)

@@ -43,9 +43,7 @@ def test_cancel_a_running_chain(
         assert (done.returncode, done.stderr) == (0, f"cancelled {chain_id}\n")
         if not terminate:
             gate.open(1)  # step 2 may finish; what matters is that step 3 never starts
-            wait_until(
-                lambda: (chain_id, 1) in executions(workspace), message="step 2 finishing"
-            )
+            wait_until(lambda: (chain_id, 1) in executions(workspace), message="step 2 finishing")
         # Whatever the worker would still do for this chain (a revoked message, step 3 sent
         # after step 2) is queued or in flight until it is done: wait until nothing is.
         wait_until(

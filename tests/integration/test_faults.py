@@ -56,7 +56,9 @@ def test_pool_child_killed_mid_step(
             faults.kill(victim)
             kills += 1
             wait_until(  # the pool replaces the child it lost
-                lambda: victim not in (now := faults.pool_children(worker.pid)) and len(now) == 2,
+                lambda victim=victim: (
+                    victim not in (now := faults.pool_children(worker.pid)) and len(now) == 2
+                ),
                 message="the pool replacing its killed child",
             )
         elapsed = faults.wait_finished(ids, timeout=120)
@@ -184,7 +186,9 @@ def test_pickle_message_is_refused_and_the_worker_lives(
                 headers={"task": "taskchain.run_step", "id": "pickled-1", "lang": "py"},
             )
         refused = wait_until(
-            lambda: "ContentDisallowed" in (text := log.read_text()) or "disallowed" in text.lower(),
+            lambda: (
+                "ContentDisallowed" in (text := log.read_text()) or "disallowed" in text.lower()
+            ),
             message="the worker refusing the pickle message",
         )
         chain_id = faults.probe([{}, {}])

@@ -79,4 +79,3 @@ class ProbeChain(ChainType):
         with open(ctx.workspace / LOG, "a") as log:
             log.write(f"{ctx.chain_id} {ctx.index} {os.getpid()}\n")
         return (previous or 0) + 1
-

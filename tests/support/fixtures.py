@@ -62,9 +62,8 @@ def reaped() -> Iterator[None]:
 @pytest.fixture
 def probe_chain() -> Any:
     """Registers the test-only `probe_chain` in this process for this test; its class."""
-    from tests.support.chains import ProbeChain
-
     from taskchain.chains import register
+    from tests.support.chains import ProbeChain
 
     return register(ProbeChain)
 

@@ -63,7 +63,9 @@ class Terminal:
                 raise AssertionError(f"{pattern!r} not shown within {timeout}s:\n{self.text()}")
             time.sleep(0.05)
 
-    def wait_until(self, predicate: Callable[[], object], message: str, timeout: float = 60) -> None:
+    def wait_until(
+        self, predicate: Callable[[], object], message: str, timeout: float = 60
+    ) -> None:
         wait_until(
             predicate, timeout=timeout, message=lambda: f"{message}; shown so far:\n{self.text()}"
         )
@@ -121,7 +123,11 @@ def drive(term: Terminal, gates: Gates, *, while_first: Callable[[], object] | N
     steps = len(gates.names)
     for step in range(1, steps + 1):
         wanted = running(step, steps)
-        term.wait_until(lambda: wanted in step_states(term.frames()), f"step {step} RUNNING")
+
+        def shown(wanted: tuple[str, ...] = wanted) -> bool:
+            return wanted in step_states(term.frames())
+
+        term.wait_until(shown, f"step {step} RUNNING")
         if step == 1 and while_first is not None:
             term.wait_until(while_first, "the view redrawn while step 1 runs")
         gates.open(step)
