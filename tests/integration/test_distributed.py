@@ -101,13 +101,14 @@ def test_info_sees_the_worker(redis_worker: dict[str, str]) -> None:
 
 
 def test_broker_down_fails_fast(env: dict[str, str]) -> None:
+    limit = proc.within(3, env)
     start = time.monotonic()
     done = proc.run(
         ["submit", "math_chain", "--numbers", "1", "2"],
         {**env, "TASKCHAIN_BROKER_URL": "redis://:secret@127.0.0.1:1/0"},
     )
     assert done.returncode == 4
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < limit
     assert done.stderr.startswith(
         "taskchain: error: broker redis://:***@127.0.0.1:1/0 is unreachable"
     )

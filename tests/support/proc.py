@@ -24,6 +24,21 @@ TASKCHAIN = [sys.executable, "-m", "taskchain"]
 _spawned: list[subprocess.Popen[Any]] = []
 
 
+def startup(env: Mapping[str, str]) -> float:
+    """Seconds `taskchain --version` takes right now: what a busy machine adds to starting any
+    command. A test's "fails within N seconds" allows N plus a few of these, so the limit
+    grows with the load instead of flaking, and still catches a command that hangs."""
+    start = time.monotonic()
+    done = run(["--version"], env)
+    assert done.returncode == 0, done.stderr
+    return time.monotonic() - start
+
+
+def within(seconds: float, env: Mapping[str, str]) -> float:
+    """A limit for a command that must finish in `seconds` on an idle machine."""
+    return seconds + 3 * startup(env)
+
+
 def spawn(args: list[str], env: Mapping[str, str], **kw: Any) -> subprocess.Popen[Any]:
     """A background process in its own process group, killed at the end of the test."""
     child: subprocess.Popen[Any] = subprocess.Popen(
