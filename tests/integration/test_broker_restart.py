@@ -15,7 +15,7 @@ from tests.integration import faults
 from tests.support import proc, services
 from tests.support.waiting import wait_until
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.timeout(600)]
 
 
 @pytest.fixture

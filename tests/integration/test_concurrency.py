@@ -14,7 +14,8 @@ from taskchain.store import Status, queries, session
 from tests.integration import faults
 from tests.support import proc
 
-pytestmark = pytest.mark.redis
+# 800 chains through real workers: minutes on a busy machine, more than the default limit.
+pytestmark = [pytest.mark.redis, pytest.mark.timeout(900)]
 
 SUBMITTERS = 16
 PER_SUBMITTER = 50
