@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 
-from tests.support.proc import TASKCHAIN, run
+from tests.support.proc import run, spawn_taskchain
 
 
 def test_concurrent_embedded_submits_are_all_recorded(env: dict[str, str]) -> None:
     shells = [
-        subprocess.Popen(
-            [*TASKCHAIN, "submit", "math_chain", "--numbers", str(k), "10", "100", "-q"],
-            env=env,
+        spawn_taskchain(
+            ["submit", "math_chain", "--numbers", str(k), "10", "100", "-q"],
+            env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

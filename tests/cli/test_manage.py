@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from taskchain.cli import app
+from taskchain.engine import control
 from taskchain.engine.submit import prepare
 from taskchain.store import queries, session
 
@@ -76,7 +77,9 @@ def test_retry_refuses_a_completed_chain(runner: CliRunner) -> None:
     )
 
 
-def test_delete_of_a_running_chain_cancels_it_first(runner: CliRunner) -> None:
+def test_delete_of_a_running_chain_cancels_it_first(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     chain_id = recorded({"numbers": [1, 2, 3]})
     with session(write=True) as s:
         from taskchain.store import transitions
@@ -85,9 +88,37 @@ def test_delete_of_a_running_chain_cancels_it_first(runner: CliRunner) -> None:
         transitions.claim_step(
             session=s, chain_id=chain_id, index=0, token="t", lease_until=utcnow()
         )
+    with session() as s:
+        steps = queries.get_chain(session=s, chain_id=chain_id).steps
+    unfinished = [st.task_id for st in steps]  # step 1 RUNNING, step 2 PENDING
+    seen: list[tuple[list[str], str, str | None, list[str]]] = []
+
+    def revoke(task_ids: list[str], *, terminate: bool = False) -> None:
+        """Where the cancel tells the workers: what the store holds at that moment."""
+        with session() as s:
+            view = queries.get_chain(session=s, chain_id=chain_id)
+        seen.append((list(task_ids), view.chain.status.value, view.chain.error,
+                     [st.status.value for st in view.steps]))  # fmt: skip
+
+    monkeypatch.setattr(control, "revoke", revoke)
     result = runner.invoke(app, ["delete", chain_id, "--yes"])
-    assert result.exit_code == 0
+    assert (result.exit_code, result.stderr) == (0, f"deleted {chain_id}\n")
+    # Cancelled (and its steps revoked) before the records went: a worker holding step 1
+    # sees CANCELLED, not a chain that vanished under it.
+    assert seen == [(unfinished, "CANCELLED", "cancelled by delete", ["CANCELLED", "SKIPPED"])]
     assert json.loads(runner.invoke(app, ["list", "--json"]).stdout) == []
+
+
+def test_delete_of_a_finished_chain_cancels_nothing(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chain_id = runner.invoke(
+        app, ["submit", "math_chain", "--numbers", "1", "2", "-q"]
+    ).stdout.strip()
+    calls: list[object] = []
+    monkeypatch.setattr(control, "revoke", lambda *a, **k: calls.append(a))
+    assert runner.invoke(app, ["delete", chain_id, "--yes"]).exit_code == 0
+    assert calls == []
 
 
 def test_delete_removes_the_chains_files_in_the_workspace(runner: CliRunner, workspace) -> None:  # type: ignore[no-untyped-def]

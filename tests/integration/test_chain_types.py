@@ -5,10 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import time
 from pathlib import Path
 
-from tests.support import proc
+import pytest
+
+from tests.support import proc, services
+
+pytestmark = pytest.mark.redis
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -31,10 +34,21 @@ def test_steps_are_routed_to_their_type_queue(
             ["submit", "io_chain", "--targets", "a.txt", "--ops", "checksum", "-q"], redis_env
         )
         data_id, io_id = data.stdout.strip(), io.stdout.strip()
-        time.sleep(2)
-        # A worker on the math queue leaves data and io steps alone.
+        # A math chain submitted after them completes: the worker has been taking messages
+        # from its queue all along, and left the data and io steps alone, queued.
+        math = proc.run(
+            ["submit", "math_chain", "--numbers", "1", "2", "--wait", "--timeout", "60s", "-q"],
+            redis_env,
+        )
+        assert (math.returncode, math.stderr) == (0, ""), math.stderr
+        assert status(redis_env, math.stdout.strip())["result"] == 3
         assert status(redis_env, data_id)["status"] == "PENDING"
         assert status(redis_env, io_id)["status"] == "PENDING"
+        broker = redis_env["TASKCHAIN_BROKER_URL"]
+        assert (services.queue_length(broker, "data"), services.queue_length(broker, "io")) == (
+            1,
+            1,
+        )
     with proc.worker(redis_env, tmp_path / "data-io.log", queues="data,io", name="dataio"):
         for chain_id in (data_id, io_id):
             waited = proc.run(["result", chain_id, "--wait", "--timeout", "60s"], redis_env)

@@ -13,6 +13,8 @@ import pytest
 
 from tests.support import proc
 
+pytestmark = pytest.mark.redis
+
 SCRIPT = Path(__file__).parents[2] / "examples" / "ci.sh"
 BIN = str(Path(sys.executable).parent)  # where `taskchain` and `python3` are installed
 

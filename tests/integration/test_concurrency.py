@@ -14,15 +14,18 @@ from taskchain.store import Status, queries, session
 from tests.integration import faults
 from tests.support import proc
 
+# 800 chains through real workers: minutes on a busy machine, more than the default limit.
+pytestmark = [pytest.mark.redis, pytest.mark.timeout(900)]
+
 SUBMITTERS = 16
 PER_SUBMITTER = 50
 
 
 def run_submitters(env: dict[str, str]) -> tuple[list[str], list[str]]:
     procs = [
-        subprocess.Popen(
+        proc.spawn(
             [sys.executable, "-m", "tests.support.submitter", str(PER_SUBMITTER)],
-            env=env,
+            env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -58,6 +61,7 @@ def check_all(
     assert recorded == total
     assert completed == total
     assert locked == 0
+    assert elapsed < 240
     assert sorted(c.result for c in results.values()) == sorted(
         k + 2 for k in range(PER_SUBMITTER) for _ in range(SUBMITTERS)
     )

@@ -1,36 +1,94 @@
-"""Fixtures for real services (a pytest plugin, see tests/conftest.py): a Redis database of
-our own (flushed), a fresh PostgreSQL database, RabbitMQ, and a real worker."""
+"""Fixtures for real services and for hygiene (a pytest plugin, loaded by tests/conftest.py).
+
+Services, each the suite's own, never a server or database it did not create:
+- `redis_server` (session): a redis-server started on a free port, in its own folder, saving
+  nothing; stopped at the end of the session. `redis_url` (each test): its URL, emptied first.
+- `postgres_url` (each test): a PostgreSQL database created with a unique name, dropped after.
+- `rabbitmq_url` (each test): a vhost of the session's own on the RabbitMQ server, deleted at
+  the end of the session.
+- `redis_env`, `redis_worker`: the test's `env` with the private Redis as broker, and the same
+  with a real `taskchain worker` running.
+A test that takes one of these is marked `redis`, `postgres` or `rabbitmq` for it
+(`pytest -m "not redis"` leaves them out).
+
+Hygiene, for every test (autouse):
+- `chain_types`: only the built-in chain types are registered when the test starts and after
+  it ends; `probe_chain` (the test-only type) exists only in a test that asks for it.
+- `reaped`: every background process started through tests.support.proc.spawn is killed when
+  the test ends, passed or failed.
+"""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.support import proc, services
+from tests.support import probe, proc, services
 
-REDIS_DB = int(os.environ.get("TASKCHAIN_TEST_REDIS_DB", "11"))
+#: The marker a test gets for each service fixture it uses.
+SERVICE_MARKERS = {
+    "redis_server": "redis",
+    "postgres_url": "postgres",
+    "rabbitmq_url": "rabbitmq",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test by the services it uses (fixtures it takes, directly or not)."""
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        for fixture, marker in SERVICE_MARKERS.items():
+            if fixture in names and item.get_closest_marker(marker) is None:
+                item.add_marker(marker)
+
+
+@pytest.fixture(autouse=True)
+def chain_types() -> Iterator[None]:
+    probe.reset_chain_types()
+    yield
+    probe.reset_chain_types()
+
+
+@pytest.fixture(autouse=True)
+def reaped() -> Iterator[None]:
+    yield
+    proc.reap()
 
 
 @pytest.fixture
-def redis_url() -> Iterator[str]:
-    services.require("Redis", services.REDIS)
-    import redis
+def probe_chain() -> Any:
+    """Registers the test-only `probe_chain` in this process for this test; its class."""
+    from taskchain.chains import register
+    from tests.support.chains import ProbeChain
 
-    url = f"redis://127.0.0.1:6379/{REDIS_DB}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
+    return register(ProbeChain)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.RedisServer]:
+    """The session's own redis-server on a free port (never the machine's Redis)."""
+    server = services.RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: services.RedisServer) -> str:
+    """URL of the session's private Redis, emptied for this test (it is ours to flush)."""
+    if not redis_server.ping():  # a test stopped it: start it again on the same port
+        redis_server.start(redis_server.port)
+    redis_server.flush()
+    return redis_server.url()
 
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    """A database created for this test and dropped after it."""
+    """A database created for this test, with a unique name, and dropped after it."""
     services.require("PostgreSQL", services.POSTGRES)
     import psycopg
 
@@ -46,14 +104,22 @@ def postgres_url() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def rabbitmq_vhost() -> Iterator[services.RabbitVhost]:
+    vhost = services.RabbitVhost(f"taskchain_test_{uuid.uuid4().hex[:10]}")
+    yield vhost
+    vhost.delete()
+
+
 @pytest.fixture
-def rabbitmq_url() -> str:
-    services.require("RabbitMQ", services.RABBITMQ)
-    return "amqp://guest:guest@127.0.0.1:5672//"
+def rabbitmq_url(rabbitmq_vhost: services.RabbitVhost) -> str:
+    """amqp:// URL of a vhost of the session's own on the RabbitMQ server."""
+    return rabbitmq_vhost.url
 
 
 @pytest.fixture
 def redis_env(env: dict[str, str], redis_url: str) -> dict[str, str]:
+    """The test's `env` (its own store and workspace) with the private Redis as broker."""
     return {**env, "TASKCHAIN_BROKER_URL": redis_url}
 
 

@@ -1,4 +1,4 @@
-"""Pseudo-terminal helpers for the live-view tests, and a slow chain run in the background."""
+"""Pseudo-terminal helpers for the live-view tests, and a probe chain run in the background."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 
 from tests.support import proc
+from tests.support.probe import Gates
+from tests.support.waiting import wait_until
 
 SLOW = json.dumps({"steps": [{"sleep": 1.0}, {"sleep": 1.0}, {"sleep": 1.0}]})
 CURSOR_BACK = re.compile(rb"\r\x1b\[2K(?:\x1b\[1A\x1b\[2K)+")  # Live going back to redraw
@@ -34,11 +37,9 @@ class Terminal:
 
         master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
-        self.proc = subprocess.Popen(
-            [*proc.TASKCHAIN, *args], env=env, stdin=slave,
-            stdout=slave if stdout_tty else subprocess.PIPE, stderr=slave,
-            start_new_session=True,
-        )  # fmt: skip
+        self.proc = proc.spawn_taskchain(
+            args, env, stdin=slave, stdout=slave if stdout_tty else subprocess.PIPE, stderr=slave
+        )
         os.close(slave)
         self.master = master
         self.raw = bytearray()
@@ -62,6 +63,13 @@ class Terminal:
                 raise AssertionError(f"{pattern!r} not shown within {timeout}s:\n{self.text()}")
             time.sleep(0.05)
 
+    def wait_until(
+        self, predicate: Callable[[], object], message: str, timeout: float = 60
+    ) -> None:
+        wait_until(
+            predicate, timeout=timeout, message=lambda: f"{message}; shown so far:\n{self.text()}"
+        )
+
     def text(self) -> str:
         return ESCAPE.sub(b"", bytes(self.raw)).decode(errors="replace")
 
@@ -79,7 +87,11 @@ class Terminal:
     def frames(self) -> list[str]:
         """Each redraw of the live view as plain text (colours and cursor moves removed)."""
         parts = CURSOR_BACK.split(bytes(self.raw))
-        return [ESCAPE.sub(b"", p).replace(b"\r\n", b"\n").decode().strip("\n") for p in parts]
+        # errors="replace": the reader may have stopped in the middle of a character.
+        return [
+            ESCAPE.sub(b"", p).replace(b"\r\n", b"\n").decode(errors="replace").strip("\n")
+            for p in parts
+        ]
 
 
 def step_states(frames: list[str]) -> list[tuple[str, ...]]:
@@ -100,15 +112,36 @@ def progressed(states: list[tuple[str, ...]], *expected: tuple[str, ...]) -> boo
     return done == sorted(done) and all(any(s == wanted for s in remaining) for wanted in expected)
 
 
+def running(step: int, steps: int = 3) -> tuple[str, ...]:
+    """The statuses shown while step `step` (1-based) runs and those before it are done."""
+    return ("COMPLETED",) * (step - 1) + ("RUNNING",) + ("PENDING",) * (steps - step)
+
+
+def drive(term: Terminal, gates: Gates, *, while_first: Callable[[], object] | None = None) -> None:
+    """Open each gate once the live view has shown its step RUNNING (and, for the first step,
+    once `while_first` holds): the view is seen in every state, however slow the machine."""
+    steps = len(gates.names)
+    for step in range(1, steps + 1):
+        wanted = running(step, steps)
+
+        def shown(wanted: tuple[str, ...] = wanted) -> bool:
+            return wanted in step_states(term.frames())
+
+        term.wait_until(shown, f"step {step} RUNNING")
+        if step == 1 and while_first is not None:
+            term.wait_until(while_first, "the view redrawn while step 1 runs")
+        gates.open(step)
+
+
 def spinners(frames: list[str]) -> set[str]:
     return set(re.findall(r"([⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]) RUNNING", "\n".join(frames)))
 
 
 def running_submit(env: dict[str, str], config: str) -> tuple[subprocess.Popen[str], str]:
     """An embedded `taskchain submit -q` that runs its chain in the background; and its id."""
-    runner = subprocess.Popen(
-        [*proc.TASKCHAIN, "submit", "probe_chain", "--config", config, "-q"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    runner = proc.spawn_taskchain(
+        ["submit", "probe_chain", "--config", config, "-q"],
+        env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert runner.stdout is not None
     chain_id = runner.stdout.readline().strip()
