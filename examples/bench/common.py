@@ -142,8 +142,21 @@ def private_redis() -> Iterator[str]:
     """A redis-server of our own on a free port, nothing kept on disk; yields its base URL."""
     port = free_port()
     server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
+        ],
         stdout=subprocess.DEVNULL,
     )
     try:
@@ -268,16 +281,40 @@ def _stop_group(child: subprocess.Popen[bytes]) -> None:
 def taskchain_worker(
     env: dict[str, str], concurrency: int, logfile: Path
 ) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
-    args = [*CLI, "worker", "-c", str(concurrency), "-l", "WARNING",
-            "-n", f"bench-{uuid.uuid4().hex[:6]}@%h"]
+    args = [
+        *CLI,
+        "worker",
+        "-c",
+        str(concurrency),
+        "-l",
+        "WARNING",
+        "-n",
+        f"bench-{uuid.uuid4().hex[:6]}@%h",
+    ]
     return process(args, env, logfile)
 
 
 def celery_worker(
     env: dict[str, str], concurrency: int, logfile: Path
 ) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
-    args = [PY, "-m", "celery", "-A", "bare_celery", "worker", "-c", str(concurrency),
-            "-P", "prefork", "-l", "WARNING", "-Q", "bench", "-n", f"bare-{uuid.uuid4().hex[:6]}@%h"]
+    args = [
+        PY,
+        "-m",
+        "celery",
+        "-A",
+        "bare_celery",
+        "worker",
+        "-c",
+        str(concurrency),
+        "-P",
+        "prefork",
+        "-l",
+        "WARNING",
+        "-Q",
+        "bench",
+        "-n",
+        f"bare-{uuid.uuid4().hex[:6]}@%h",
+    ]
     return process(args, {**env, "PYTHONPATH": f"{HERE}{os.pathsep}{env['PYTHONPATH']}"}, logfile)
 
 

@@ -142,8 +142,11 @@ def taskchain_side(opts: argparse.Namespace) -> dict[str, Any]:
         try:
             t0 = time.time()
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "taskchain", "submit", "--batch", path, "-q"],
-                           check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [sys.executable, "-m", "taskchain", "submit", "--batch", path, "-q"],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             submit_seconds = time.perf_counter() - start
         finally:
             os.unlink(path)

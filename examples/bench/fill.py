@@ -22,8 +22,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 BATCH = 5_000
-STATUSES = (("COMPLETED", 0.93), ("FAILED", 0.04), ("CANCELLED", 0.015), ("RUNNING", 0.01),
-            ("PENDING", 0.005))
+STATUSES = (
+    ("COMPLETED", 0.93),
+    ("FAILED", 0.04),
+    ("CANCELLED", 0.015),
+    ("RUNNING", 0.01),
+    ("PENDING", 0.005),
+)
 TYPES = (("math_chain", 0.60, "math"), ("data_chain", 0.25, "data"), ("io_chain", 0.15, "io"))
 STEP_NAMES = {"math_chain": "add", "data_chain": "clean", "io_chain": "checksum"}
 
@@ -76,35 +81,53 @@ def _rows(
         running = status in ("RUNNING", "PENDING")
         # Which step the chain stopped at (FAILED, CANCELLED) or is at (RUNNING).
         stop = rng.randrange(count)
-        chains.append({
-            "id": chain_id, "type": type_name, "description": "" if rng.random() < 0.7 else "nightly",
-            "status": status, "config": {"numbers": [1] * (count + 1)}, "created_at": created,
-            "started_at": None if status == "PENDING" else started,
-            "finished_at": None if running else finished,
-            "result": count + 1 if status == "COMPLETED" else None,
-            "error": "division by zero (5 // 0)" if status == "FAILED" else None,
-            "step_count": count, "cancel_requested": status == "CANCELLED", "attempt": 1,
-        })
+        chains.append(
+            {
+                "id": chain_id,
+                "type": type_name,
+                "description": "" if rng.random() < 0.7 else "nightly",
+                "status": status,
+                "config": {"numbers": [1] * (count + 1)},
+                "created_at": created,
+                "started_at": None if status == "PENDING" else started,
+                "finished_at": None if running else finished,
+                "result": count + 1 if status == "COMPLETED" else None,
+                "error": "division by zero (5 // 0)" if status == "FAILED" else None,
+                "step_count": count,
+                "cancel_requested": status == "CANCELLED",
+                "attempt": 1,
+            }
+        )
         for index in range(count):
             if status == "COMPLETED" or index < stop:
                 step_status = "COMPLETED"
             elif index == stop:
-                step_status = {"FAILED": "FAILED", "CANCELLED": "CANCELLED",
-                               "RUNNING": "RUNNING", "PENDING": "PENDING"}[status]
+                step_status = {
+                    "FAILED": "FAILED",
+                    "CANCELLED": "CANCELLED",
+                    "RUNNING": "RUNNING",
+                    "PENDING": "PENDING",
+                }[status]
             else:
                 step_status = "PENDING" if running else "SKIPPED"
             done = step_status in ("COMPLETED", "FAILED", "CANCELLED")
-            steps.append({
-                "chain_id": chain_id, "index": index, "name": f"{STEP_NAMES[type_name]} {index + 1}",
-                "queue": queue, "params": {"operand": 1}, "status": step_status,
-                "task_id": f"{rng.getrandbits(128):032x}",
-                "attempts": 0 if step_status in ("PENDING", "SKIPPED") else 1,
-                "started_at": started if step_status not in ("PENDING", "SKIPPED") else None,
-                "finished_at": finished if done else None,
-                "result": index + 2 if step_status == "COMPLETED" else None,
-                "error": "division by zero (5 // 0)" if step_status == "FAILED" else None,
-                "dispatched_at": created if index == 0 else None,
-            })
+            steps.append(
+                {
+                    "chain_id": chain_id,
+                    "index": index,
+                    "name": f"{STEP_NAMES[type_name]} {index + 1}",
+                    "queue": queue,
+                    "params": {"operand": 1},
+                    "status": step_status,
+                    "task_id": f"{rng.getrandbits(128):032x}",
+                    "attempts": 0 if step_status in ("PENDING", "SKIPPED") else 1,
+                    "started_at": started if step_status not in ("PENDING", "SKIPPED") else None,
+                    "finished_at": finished if done else None,
+                    "result": index + 2 if step_status == "COMPLETED" else None,
+                    "error": "division by zero (5 // 0)" if step_status == "FAILED" else None,
+                    "dispatched_at": created if index == 0 else None,
+                }
+            )
     return chains, steps
 
 
@@ -113,8 +136,12 @@ def fill(url: str, n: int, env: dict[str, str], seed: int = 1) -> float:
     from common import CLI
 
     start = time.perf_counter()
-    subprocess.run([*CLI, "list", "--json"], env={**env, "TASKCHAIN_DATABASE_URL": url},
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [*CLI, "list", "--json"],
+        env={**env, "TASKCHAIN_DATABASE_URL": url},
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     engine, chain, step = tables(url)
     chain_cols, step_cols = set(chain.c.keys()), set(step.c.keys())
     rng, now = random.Random(seed), datetime.now(UTC)

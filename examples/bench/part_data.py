@@ -40,8 +40,16 @@ def run(ctx: Context) -> list[Row]:
     )
     jobs = {
         "polars": [PY, str(HERE / "data_polars.py"), str(path)],
-        "submit": [*CLI, "submit", "data_chain", "--input", path.name,
-                   "--steps", "clean,transform,analyze", "-q"],
+        "submit": [
+            *CLI,
+            "submit",
+            "data_chain",
+            "--input",
+            path.name,
+            "--steps",
+            "clean,transform,analyze",
+            "-q",
+        ],
         "steps": [PY, str(HERE / "data_steps.py"), str(workspace), path.name, "bench-steps"],
     }
     pandas = importlib.util.find_spec("pandas") is not None
@@ -76,18 +84,47 @@ def run(ctx: Context) -> list[Row]:
         pandas = False
     label = f"{rows:,} rows"
     result = []
-    for name, how in (("submit", "taskchain submit data_chain (embedded)"),
-                      ("steps", "data_chain steps in one process")):
+    for name, how in (
+        ("submit", "taskchain submit data_chain (embedded)"),
+        ("steps", "data_chain steps in one process"),
+    ):
         if name not in seconds:
             log(f"data: {how} skipped: {notes.get(name)}")
             continue
-        result.append(paired("data", f"{how}: time, {label}", "s", seconds[name],
-                             seconds["polars"], "eager polars script", target=TIME_TARGET))
-        result.append(paired("data", f"{how}: peak RSS", "MB", rss[name], rss["polars"],
-                             "eager polars script", target=1.0))
+        result.append(
+            paired(
+                "data",
+                f"{how}: time, {label}",
+                "s",
+                seconds[name],
+                seconds["polars"],
+                "eager polars script",
+                target=TIME_TARGET,
+            )
+        )
+        result.append(
+            paired(
+                "data",
+                f"{how}: peak RSS",
+                "MB",
+                rss[name],
+                rss["polars"],
+                "eager polars script",
+                target=1.0,
+            )
+        )
         if pandas:
-            result.append(paired("data", f"{how}: time", "s", seconds[name], seconds["pandas"],
-                                 "pandas script (faster than it)", target=1.0))
+            result.append(
+                paired(
+                    "data",
+                    f"{how}: time",
+                    "s",
+                    seconds[name],
+                    seconds["pandas"],
+                    "pandas script (faster than it)",
+                    target=1.0,
+                )
+            )
     if not pandas and result:
         result[0].note = (
             notes.get("pandas") or "pandas not installed: `pip install pandas` adds its rows"

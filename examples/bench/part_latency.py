@@ -29,8 +29,21 @@ def run(ctx: Context) -> list[Row]:
     rows = []
     for side in ctx.taskchain_sides():
         label = f"10-step chain, {side.store}"
-        rows.append(paired("latency", label, "ms", ms[side.key], ms[CELERY.key], CELERY.label,
-                           target=TARGET, note=f"each round the median of {per_round} chains"))
-        rows.append(paired("latency", label, "ms", ms[side.key], ms[CELERY_DEFAULTS.key],
-                           CELERY_DEFAULTS.label))
+        rows.append(
+            paired(
+                "latency",
+                label,
+                "ms",
+                ms[side.key],
+                ms[CELERY.key],
+                CELERY.label,
+                target=TARGET,
+                note=f"each round the median of {per_round} chains",
+            )
+        )
+        rows.append(
+            paired(
+                "latency", label, "ms", ms[side.key], ms[CELERY_DEFAULTS.key], CELERY_DEFAULTS.label
+            )
+        )
     return rows

@@ -24,8 +24,11 @@ def commands(chain_id: str) -> list[tuple[str, list[str], str]]:
         ("result ID", ["result", chain_id], READ),
         ("list", ["list"], READ),
         ("stats", ["stats"], READ),
-        ("submit math_chain --numbers 1 2 3 (embedded)",
-         ["submit", "math_chain", "--numbers", "1", "2", "3", "-q"], SUBMIT),
+        (
+            "submit math_chain --numbers 1 2 3 (embedded)",
+            ["submit", "math_chain", "--numbers", "1", "2", "3", "-q"],
+            SUBMIT,
+        ),
     ]
 
 

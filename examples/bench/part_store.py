@@ -114,9 +114,16 @@ def run(ctx: Context) -> list[Row]:
                         args = small_jobs[name]
                     ms[size, name].append(measure(args, envs[size])[0] * 1000)
             for name, _ in commands(""):
-                rows.append(paired(
-                    "store", f"{name}, {kind}", "ms", ms["big", name], ms["small", name],
-                    f"the same on a store of {SMALL} chains (big: {n:,} chains)",
-                    target=TARGET, note=note,
-                ))
+                rows.append(
+                    paired(
+                        "store",
+                        f"{name}, {kind}",
+                        "ms",
+                        ms["big", name],
+                        ms["small", name],
+                        f"the same on a store of {SMALL} chains (big: {n:,} chains)",
+                        target=TARGET,
+                        note=note,
+                    )
+                )
     return rows

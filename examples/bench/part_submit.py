@@ -33,11 +33,17 @@ def run(ctx: Context) -> list[Row]:
         for side in ctx.taskchain_sides():
             for key, how in ((side.key, "submit()"), (side.key + "-batch", "submit --batch")):
                 if (key, steps) in ms:
-                    rows.append(paired(
-                        "submit", f"{steps}-step chain, {side.store}, {how}", "ms/chain",
-                        ms[key, steps], ms[CELERY.key, steps], "Celery apply_async per chain",
-                        target=TARGET,
-                    ))
+                    rows.append(
+                        paired(
+                            "submit",
+                            f"{steps}-step chain, {side.store}, {how}",
+                            "ms/chain",
+                            ms[key, steps],
+                            ms[CELERY.key, steps],
+                            "Celery apply_async per chain",
+                            target=TARGET,
+                        )
+                    )
     if batch:
         rows[0].note = "submit --batch: marginal cost per chain, (t(N) - t(1)) / (N - 1), whole CLI"
     else:
@@ -59,8 +65,12 @@ def _batch_ms(side: Side, env: dict[str, str], chains: int, steps: int) -> float
             out.writelines(json.dumps(line) + "\n" for _ in range(count))
         try:
             start = time.perf_counter()
-            subprocess.run([*CLI, "submit", "--batch", out.name, "-q"], env=env, check=True,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [*CLI, "submit", "--batch", out.name, "-q"],
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             seconds.append(time.perf_counter() - start)
         finally:
             os.unlink(out.name)

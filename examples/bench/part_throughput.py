@@ -42,11 +42,28 @@ def run(ctx: Context) -> list[Row]:
                 if (key, name) not in rate:
                     continue
                 label = f"{name}, {side.store}, {how}"
-                rows.append(paired("throughput", label, "steps/s", rate[key, name],
-                                   rate[CELERY.key, name], CELERY.label,
-                                   target=TARGET, sense="ge"))
-                rows.append(paired("throughput", label, "steps/s", rate[key, name],
-                                   rate[CELERY_DEFAULTS.key, name], CELERY_DEFAULTS.label))
+                rows.append(
+                    paired(
+                        "throughput",
+                        label,
+                        "steps/s",
+                        rate[key, name],
+                        rate[CELERY.key, name],
+                        CELERY.label,
+                        target=TARGET,
+                        sense="ge",
+                    )
+                )
+                rows.append(
+                    paired(
+                        "throughput",
+                        label,
+                        "steps/s",
+                        rate[key, name],
+                        rate[CELERY_DEFAULTS.key, name],
+                        CELERY_DEFAULTS.label,
+                    )
+                )
     if not batch:
         rows[0].note = "taskchain submit --batch not available: not timed"
     return rows
@@ -70,8 +87,16 @@ def run_scale(ctx: Context) -> list[Row]:
     for side in ctx.taskchain_sides():
         for n in counts:
             label = f"{chains}x10 steps, {side.store}, -c {n}"
-            rows.append(paired("scale", label, "steps/s", rate[side.key, n],
-                               rate[CELERY.key, n], f"{CELERY.label}, -c {n}"))
+            rows.append(
+                paired(
+                    "scale",
+                    label,
+                    "steps/s",
+                    rate[side.key, n],
+                    rate[CELERY.key, n],
+                    f"{CELERY.label}, -c {n}",
+                )
+            )
         first, last = rate[side.key, counts[0]], rate[side.key, counts[-1]]
         gain = sorted(b / a for a, b in zip(first, last, strict=True))
         rows[-1].note = f"{side.store}: -c {counts[-1]} gives {gain[len(gain) // 2]:.2f}x -c 1"

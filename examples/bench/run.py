@@ -73,9 +73,16 @@ def main() -> None:
     seconds: dict[str, float] = {}
     try:
         with private_redis() as redis:
-            ctx = Context(redis=redis, postgres=opts.postgres, scratch=scratch,
-                          cache=opts.cache, quick=opts.quick, rounds=opts.rounds,
-                          fill=opts.fill, rows=opts.rows)
+            ctx = Context(
+                redis=redis,
+                postgres=opts.postgres,
+                scratch=scratch,
+                cache=opts.cache,
+                quick=opts.quick,
+                rounds=opts.rounds,
+                fill=opts.fill,
+                rows=opts.rows,
+            )
             for name in parts:
                 log(f"part {name} ...")
                 start = time.perf_counter()
@@ -85,8 +92,10 @@ def main() -> None:
         shutil.rmtree(scratch, ignore_errors=True)
     print_table(rows)
     missed = [r for r in rows if r.met is False]
-    print(f"\n{sum(r.met is True for r in rows)} targets met, {len(missed)} not met "
-          f"({time.time() - started:.0f} s)")
+    print(
+        f"\n{sum(r.met is True for r in rows)} targets met, {len(missed)} not met "
+        f"({time.time() - started:.0f} s)"
+    )
     if opts.json:
         document = {
             "quick": opts.quick,

@@ -109,8 +109,9 @@ def drive(side: Side, mode: str, env: dict[str, str], **options: Any) -> dict[st
 
 def has_batch_submit() -> bool:
     """Whether this taskchain has `submit --batch` (issue 9 adds it)."""
-    done = subprocess.run([*CLI, "submit", "--help"], env=base_env(), capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        [*CLI, "submit", "--help"], env=base_env(), capture_output=True, text=True
+    )
     return "--batch" in done.stdout
 
 
