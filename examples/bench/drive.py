@@ -59,22 +59,29 @@ class Store:
         """(finished, completed, last finished_at as epoch) of the chains described `tag`."""
         from sqlalchemy import case, func, select
 
-        c = self.chain.c
+        c, status = self.chain.c, self.status()
         query = select(
             func.count(),
-            func.sum(case((c.status == "COMPLETED", 1), else_=0)),
+            func.sum(case((status == "COMPLETED", 1), else_=0)),
             func.max(c.finished_at),
-        ).where(c.description == tag, c.status.in_(FINISHED))
+        ).where(c.description == tag, status.in_(FINISHED))
         with self.engine.connect() as conn:
             finished, completed, last = conn.execute(query).one()
         return int(finished), int(completed or 0), _epoch(last)
+
+    def status(self) -> Any:
+        """The status column as text (PostgreSQL may keep it as an enum type of its own)."""
+        from sqlalchemy import String, cast
+
+        return cast(self.chain.c.status, String).label("status")
 
     def chain_done(self, chain_id: str) -> float | None:
         from sqlalchemy import select
 
         c = self.chain.c
         with self.engine.connect() as conn:
-            row = conn.execute(select(c.status, c.finished_at).where(c.id == chain_id)).first()
+            query = select(self.status(), c.finished_at).where(c.id == chain_id)
+            row = conn.execute(query).first()
         if row is None or row.status not in FINISHED:
             return None
         if row.status != "COMPLETED":
