@@ -1,0 +1,77 @@
+"""Issue 9, target 3: what one chain costs the submitting process, taskchain's `submit()`
+against Celery's `apply_async` of the same chain, both in-process with no worker running
+(messages stay queued in the private Redis, emptied after)."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+from common import CLI, Row, flush_redis, log, paired
+from sides import CELERY, Context, Side, drive, has_batch_submit, rotate, running
+
+TARGET = 1.5  # taskchain <= 1.5x apply_async per chain
+
+
+def run(ctx: Context) -> list[Row]:
+    chains = ctx.n(20, 200)
+    sides: list[Side] = [*ctx.taskchain_sides(), CELERY]
+    batch = has_batch_submit()
+    ms: dict[tuple[str, int], list[float]] = defaultdict(list)
+    for round_ in range(ctx.r(1, 3)):
+        log(f"submit round {round_ + 1}")
+        for side in rotate(sides, round_):
+            for steps in (10, 1):
+                with running(side, ctx, worker=False) as env:
+                    out = drive(side, "submit", env, chains=chains, steps=steps)
+                    ms[side.key, steps].append(out["submit_seconds"] / chains * 1000)
+                    if side.kind == "taskchain" and batch:
+                        ms[side.key + "-batch", steps].append(_batch_ms(side, env, chains, steps))
+                flush_redis(ctx.redis)
+    rows = []
+    for steps in (10, 1):
+        for side in ctx.taskchain_sides():
+            for key, how in ((side.key, "submit()"), (side.key + "-batch", "submit --batch")):
+                if (key, steps) in ms:
+                    rows.append(
+                        paired(
+                            "submit",
+                            f"{steps}-step chain, {side.store}, {how}",
+                            "ms/chain",
+                            ms[key, steps],
+                            ms[CELERY.key, steps],
+                            "Celery apply_async per chain",
+                            target=TARGET,
+                        )
+                    )
+    if batch:
+        rows[0].note = "submit --batch: marginal cost per chain, (t(N) - t(1)) / (N - 1), whole CLI"
+    else:
+        rows[0].note = "taskchain submit --batch not available: not timed"
+    return rows
+
+
+def _batch_ms(side: Side, env: dict[str, str], chains: int, steps: int) -> float:
+    """Marginal per-chain cost of `taskchain submit --batch` (start-up cancels out)."""
+    import json
+    import os
+    import subprocess
+    import tempfile
+
+    seconds = []
+    for count in (1, chains):
+        with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as out:
+            line = {"type": "math_chain", "config": {"numbers": [1] * (steps + 1)}}
+            out.writelines(json.dumps(line) + "\n" for _ in range(count))
+        try:
+            start = time.perf_counter()
+            subprocess.run(
+                [*CLI, "submit", "--batch", out.name, "-q"],
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            seconds.append(time.perf_counter() - start)
+        finally:
+            os.unlink(out.name)
+    return (seconds[1] - seconds[0]) / (chains - 1) * 1000
