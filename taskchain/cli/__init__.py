@@ -179,6 +179,13 @@ def _global(
             help="Modules with extra chain types, comma-separated [env TASKCHAIN_PLUGINS]."
         ),
     ] = None,
+    queue_prefix: Annotated[
+        str | None,
+        typer.Option(
+            help="Put before each queue family to name its queue (default `taskchain.`) "
+            "[env TASKCHAIN_QUEUE_PREFIX]."
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -198,6 +205,7 @@ def _global(
         broker_timeout=broker_timeout,
         store_timeout=store_timeout,
         plugins=plugins,
+        queue_prefix=queue_prefix,
     )
 
 
