@@ -134,7 +134,8 @@ def _start(app: Celery, argv: list[str]) -> int:
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.ClickException as exc:
-        raise InvalidInput(f"celery worker: {exc.format_message()}") from None
+        message = exc.format_message().rstrip(".")
+        raise InvalidInput(f"celery worker: {message} (see 'celery worker --help')") from None
     finally:
         celery.params[0].default = None
     return code if isinstance(code, int) else 0

@@ -97,7 +97,11 @@ def test_celery_events_sees_each_step_sent_received_and_succeeded_or_failed(
         wait_for(
             lambda: seen(f"task failed: math_chain.divide({bad_id})"), timeout=30, what="failed"
         )
-    failed = next(line for line in log.read_text().splitlines() if f"failed: math_chain.divide({bad_id})" in line)
+    failed = next(
+        line
+        for line in log.read_text().splitlines()
+        if f"failed: math_chain.divide({bad_id})" in line
+    )
     assert "exception=StepFailed('division by zero (4 // 0)')" in failed
     assert "taskchain.run_step" not in log.read_text()  # every event has the readable name
 
@@ -122,7 +126,9 @@ def test_a_failed_step_is_failure_in_the_result_backend_and_never_retried_by_cel
         bad = submit(["math_chain", "--numbers", "4", "0", "2", "--operation", "divide"], env)
         good_doc, bad_doc = wait_done(good, env), wait_done(bad, env)
     # A client of the result backend, as any Celery tool would be (not taskchain's own app).
-    client = Celery("reader", broker=env["TASKCHAIN_BROKER_URL"], backend=env["TASKCHAIN_RESULT_BACKEND"])
+    client = Celery(
+        "reader", broker=env["TASKCHAIN_BROKER_URL"], backend=env["TASKCHAIN_RESULT_BACKEND"]
+    )
     failed = client.AsyncResult(bad_doc["steps"][0]["task_id"])
     assert failed.state == "FAILURE"
     assert str(failed.result) == "division by zero (4 // 0)"
@@ -130,7 +136,10 @@ def test_a_failed_step_is_failure_in_the_result_backend_and_never_retried_by_cel
     assert client.AsyncResult(good_doc["steps"][0]["task_id"]).state == "SUCCESS"
     # The step after the failure was never sent: Celery knows nothing of it.
     assert client.AsyncResult(bad_doc["steps"][1]["task_id"]).state == "PENDING"
-    assert [(s["status"], s["attempts"]) for s in bad_doc["steps"]] == [("FAILED", 1), ("SKIPPED", 0)]
+    assert [(s["status"], s["attempts"]) for s in bad_doc["steps"]] == [
+        ("FAILED", 1),
+        ("SKIPPED", 0),
+    ]
     text = log.read_text()
     task_id = bad_doc["steps"][0]["task_id"]
     assert (
@@ -181,3 +190,28 @@ def get(url: str) -> str | None:
             return str(response.read().decode())
     except OSError:
         return None
+
+
+def test_worker_options_reach_celery_first_class_and_after_the_double_dash(
+    celery_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = celery_env
+    log = tmp_path / "w.log"
+    argv = [*proc.TASKCHAIN, "worker", "-c", "1", "-n", "w2@%h", "--no-events",
+            "--max-tasks-per-child", "100", "--", "--autoscale", "8,2"]  # fmt: skip
+    with background(argv, env, log) as worker:
+        proc.wait_ready(worker, log, timeout=60)
+        stats = inspect("stats", env)[f"w2@{HOST}"]
+    assert stats["pool"]["max-tasks-per-child"] == 100
+    assert (stats["autoscaler"]["max"], stats["autoscaler"]["min"]) == (8, 2)
+    assert ".> task events: OFF" in log.read_text()
+
+    with proc.worker(env, tmp_path / "default.log", name="w3"):
+        pass
+    assert ".> task events: ON" in (tmp_path / "default.log").read_text()
+
+    bad = proc.run(["worker", "-c", "1", "--", "--bogus", "1"], env)
+    assert bad.returncode == 2
+    assert bad.stderr == (
+        "taskchain: error: celery worker: No such option '--bogus' (see 'celery worker --help')\n"
+    )

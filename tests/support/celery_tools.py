@@ -105,7 +105,9 @@ def celery(
 
 
 @contextmanager
-def background(argv: list[str], env: Mapping[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def background(
+    argv: list[str], env: Mapping[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     """A long-running command (Flower, `celery events`, another app's worker), its output in
     `log`, stopped at the end."""
     handle = log.open("wb")
