@@ -12,16 +12,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.support import proc
+from tests.support import celery_tools, proc
+from tests.support.celery_tools import free_port, status, submit, wait_for
 from tests.support.cli import invoke
-from tests.support.celery_tools import (  # noqa: F401  (fixtures)
-    broker,
-    celery_env,
-    free_port,
-    private_redis,
-    status,
-    submit,
-    wait_for,
+
+# Fixtures used by name: a private Redis, flushed per test, and a distributed environment.
+private_redis, broker, celery_env = (
+    celery_tools.private_redis,
+    celery_tools.broker,
+    celery_tools.celery_env,
 )
 
 HOST = socket.gethostname()

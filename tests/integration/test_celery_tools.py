@@ -11,18 +11,22 @@ from typing import Any
 
 import pytest
 
-from tests.support import proc
-from tests.support.celery_tools import (  # noqa: F401  (fixtures)
+from tests.support import celery_tools, proc
+from tests.support.celery_tools import (
     CELERY,
     background,
-    broker,
     celery,
-    celery_env,
     free_port,
-    private_redis,
     status,
     submit,
     wait_for,
+)
+
+# Fixtures used by name: a private Redis, flushed per test, and a distributed environment.
+private_redis, broker, celery_env = (
+    celery_tools.private_redis,
+    celery_tools.broker,
+    celery_tools.celery_env,
 )
 
 pytestmark = pytest.mark.redis

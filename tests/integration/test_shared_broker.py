@@ -9,16 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import proc
-from tests.support.celery_tools import (  # noqa: F401  (fixtures)
-    CELERY,
-    background,
-    broker,
-    celery,
-    celery_env,
-    private_redis,
-    submit,
-    wait_for,
+from tests.support import celery_tools, proc
+from tests.support.celery_tools import CELERY, background, celery, submit
+
+# Fixtures used by name: a private Redis, flushed per test, and a distributed environment.
+private_redis, broker, celery_env = (
+    celery_tools.private_redis,
+    celery_tools.broker,
+    celery_tools.celery_env,
 )
 
 pytestmark = pytest.mark.redis
