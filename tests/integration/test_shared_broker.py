@@ -45,10 +45,12 @@ def test_taskchain_and_another_celery_app_share_a_broker_each_taking_only_its_ow
         other_worker = [*CELERY, "-A", "tests.support.other_app", "worker", "-P", "solo",
                         "-n", "other@%h", "-l", "INFO"]  # fmt: skip
         with background(other_worker, other_env, theirs):
-            assert sent.get(timeout=90) == "other app got hello"
+            # (An embedded worker an earlier test ran in this process tells Celery it is inside a
+            # worker, where get() refuses to block; here it is only a client.)
+            assert sent.get(timeout=90, disable_sync_subtasks=False) == "other app got hello"
             second = submit(["math_chain", "--numbers", "4", "5", "--wait"], env)
             again = other.send_task("other.echo", args=["again"])
-            assert again.get(timeout=90) == "other app got again"
+            assert again.get(timeout=90, disable_sync_subtasks=False) == "other app got again"
             # Remote control is separate too: each app's tools see only its own workers.
             workers = proc.run(["workers", "--json"], env)
             other_ping = celery(["inspect", "ping", "--json", "--timeout", "2"], other_env,
