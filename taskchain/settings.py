@@ -23,6 +23,7 @@ BROKER_SCHEMES = frozenset({"redis", "rediss", "amqp", "amqps", "pyamqp", "senti
 # Result backends taskchain supports. The store is the record, so a result backend only serves
 # Celery's own tools; these are the ones whose failures taskchain can bound and report.
 RESULT_SCHEMES = frozenset({"redis", "rediss", "sentinel", "rpc"})
+_QUEUE_PREFIX = re.compile(r"[A-Za-z0-9._:-]*")
 _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 DAY = 86400
 
@@ -81,6 +82,11 @@ class Settings(BaseSettings):
         le=3600,
         allow_inf_nan=False,
         description="seconds to wait for a locked or absent store (exit 4)",
+    )
+    queue_prefix: str = Field(
+        default="taskchain.",
+        max_length=64,
+        description="put before each queue family (math, data, io, default) to name its queue",
     )
 
     retention: float | None = Field(
@@ -155,6 +161,16 @@ class Settings(BaseSettings):
         if not path.is_dir():
             raise ValueError(f"{str(path)!r} is not a folder")
         return path
+
+    @field_validator("queue_prefix")
+    @classmethod
+    def _queue_prefix(cls, value: str) -> str:
+        # Names every broker accepts as queue, exchange and routing key alike.
+        if not _QUEUE_PREFIX.fullmatch(value):
+            raise ValueError(
+                f"queue prefix {value!r} may hold only letters, digits and '.', '_', '-', ':'"
+            )
+        return value
 
     @field_validator("plugins")
     @classmethod
@@ -244,7 +260,9 @@ def get_settings() -> Settings:
 
 
 # Their messages name the value themselves (URLs masked); other values are shown as given.
-_SELF_NAMING = frozenset({"broker_url", "result_backend", "database_url", "workspace", "plugins"})
+_SELF_NAMING = frozenset(
+    {"broker_url", "result_backend", "database_url", "workspace", "plugins", "queue_prefix"}
+)
 
 
 def _describe(exc: ValidationError) -> InvalidSetting:

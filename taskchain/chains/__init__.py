@@ -18,6 +18,10 @@ T = TypeVar("T", bound=type[ChainType])
 
 
 def register(cls: T) -> T:
+    if cls.queue == "celery":
+        # The default family's name before taskchain had queues of its own; the queue itself
+        # is named by the engine (prefix + family), never Celery's shared `celery`.
+        cls.queue = "default"
     _registry[cls.name] = cls
     return cls
 

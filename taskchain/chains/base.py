@@ -48,6 +48,8 @@ class ChainType(ABC):
     """Base of every chain type. Subclasses set the class attributes and the three methods."""
 
     name: ClassVar[str]
+    #: The queue family (`math`, `data`, `io` or `default`); workers consume it from the
+    #: queue TASKCHAIN_QUEUE_PREFIX + family (`taskchain.math`).
     queue: ClassVar[str]
     summary: ClassVar[str]
     #: Longer text for `taskchain submit --help`: flags and semantics.

@@ -186,6 +186,13 @@ def _global(
             help="Modules with extra chain types, comma-separated [env TASKCHAIN_PLUGINS]."
         ),
     ] = None,
+    queue_prefix: Annotated[
+        str | None,
+        typer.Option(
+            help="Put before each queue family to name its queue (default `taskchain.`) "
+            "[env TASKCHAIN_QUEUE_PREFIX]."
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -206,6 +213,7 @@ def _global(
         store_timeout=store_timeout,
         plugins=plugins,
         retention=retention,
+        queue_prefix=queue_prefix,
     )
 
 

@@ -1,4 +1,9 @@
-"""The Celery app: JSON only, one queue per chain family, acks after the step, bounded publisher."""
+"""The Celery app: JSON only, one queue per chain family, acks after the step, bounded publisher.
+
+Queues, exchanges, remote control and events are all named from TASKCHAIN_QUEUE_PREFIX, so a
+broker can be shared with other Celery applications (and other taskchain deployments): none
+of them sees the others' tasks, workers or events.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +11,24 @@ import threading
 from typing import Any
 
 from celery import Celery
+from celery.app.amqp import AMQP
 from kombu import Exchange, Queue
 
+from taskchain.engine.queues import queue_name, queue_names
 from taskchain.settings import Settings, get_settings
 
-QUEUES = ("celery", "math", "data", "io")
 STEP_TASK = "taskchain.run_step"
 
 _app: Celery | None = None
-_app_key: tuple[str, str | None, int, float] | None = None
+_app_key: tuple[str, str | None, int, float, str] | None = None
 _lock = threading.Lock()
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     limit = settings.task_time_limit
     timeout = settings.broker_timeout
+    prefix = settings.queue_prefix
+    default = queue_name("default", prefix)
     config: dict[str, Any] = {
         "broker_url": settings.effective_broker,
         "task_serializer": "json",
@@ -30,11 +38,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # Each queue its own direct exchange and routing key: left unset, Celery binds them
         # all to the default exchange and key, and every message lands in every queue.
         "task_queues": [
-            Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES
+            Queue(name, Exchange(name, type="direct"), routing_key=name)
+            for name in queue_names(prefix)
         ],
-        "task_default_queue": "celery",
-        "task_default_exchange": "celery",
-        "task_default_routing_key": "celery",
+        # Never Celery's `celery` queue, exchange or control and event channels: on a broker
+        # shared with another Celery app, each would take (or see) the other's messages.
+        "task_default_queue": default,
+        "task_default_exchange": default,
+        "task_default_routing_key": default,
+        "control_exchange": f"{prefix}control",
+        "event_exchange": f"{prefix}events",
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
@@ -67,6 +80,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     if settings.embedded:
         # The in-memory transport is polled; its default second would dominate a short chain.
         config["broker_transport_options"]["polling_interval"] = 0.005
+    else:
+        # Task events, so that Flower and `celery events` see every step from the moment it
+        # is queued (the worker's own switch is `taskchain worker --no-events`). Embedded,
+        # nobody could listen: the transport lives inside the submitting process.
+        config["task_send_sent_event"] = True
+        config["worker_send_task_events"] = True
     if settings.uses_result_backend:
         config["result_backend"] = settings.result_backend
         config["result_expires"] = int(settings.retention or 86400)  # seconds; see README
@@ -91,6 +110,7 @@ def get_app() -> Celery:
         settings.result_backend if settings.uses_result_backend else None,
         settings.task_time_limit,
         settings.broker_timeout,
+        settings.queue_prefix,
     )
     with _lock:
         if _app is None or _app_key != key:
@@ -99,10 +119,26 @@ def get_app() -> Celery:
         return _app
 
 
+class _AMQP(AMQP):
+    """Celery's messaging, with the task-sent event named like the rest of a step's events.
+
+    Celery names that event after the task (`taskchain.run_step`) and the others after its
+    shadow (`math_chain.add`); an event monitor (Flower) that receives the sent event last,
+    as it often does for a step sent by another process, would show the bare task name.
+    """
+
+    def as_task_v2(self, task_id: str, name: str, *args: Any, **kwargs: Any) -> Any:
+        message = super().as_task_v2(task_id, name, *args, **kwargs)
+        shadow = message.headers.get("shadow")
+        if shadow and message.sent_event:
+            message.sent_event["name"] = shadow
+        return message
+
+
 def _create(settings: Settings) -> Celery:
     from taskchain.engine import tasks
 
-    app = Celery("taskchain", set_as_current=False)
+    app = Celery("taskchain", set_as_current=False, amqp=_AMQP)
     app.conf.update(celery_config(settings))
     tasks.register(app)
     return app

@@ -9,9 +9,10 @@ from contextlib import contextmanager
 from celery import Celery
 
 from taskchain.engine.app import STEP_TASK, get_app
+from taskchain.engine.queues import queue_name, step_task_name
 from taskchain.errors import BrokerUnavailable, Unavailable
 from taskchain.settings import get_settings, mask_url
-from taskchain.store import queries, session
+from taskchain.store import ChainRecord, StepRecord, session
 
 
 class ResultBackendUnavailable(BrokerUnavailable):
@@ -26,11 +27,18 @@ class ResultBackendUnavailable(BrokerUnavailable):
         self.url = url
 
 
-def publish(app: Celery, *, chain_id: str, index: int, queue: str, task_id: str) -> None:
+def publish(
+    app: Celery, *, chain_id: str, index: int, queue: str, task_id: str, shadow: str
+) -> None:
+    """Send one step. `queue` is its family (as recorded), `shadow` the name Celery's tools
+    show for it (see `step_task_name`)."""
     from kombu.exceptions import OperationalError as KombuOperationalError
 
     try:
-        app.send_task(STEP_TASK, args=[chain_id, index], queue=queue, task_id=task_id)
+        app.send_task(
+            STEP_TASK, args=[chain_id, index], queue=queue_name(queue), task_id=task_id,
+            shadow=shadow,
+        )  # fmt: skip
     except Exception as exc:
         backend_error = _result_backend_error(app, exc)
         if backend_error is not None:
@@ -67,25 +75,55 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _recorded(chain_id: str, index: int) -> tuple[str, str, str] | None:
+    """(queue family, task id, shadow name) of a recorded step, in one query."""
+    from sqlmodel import select
+
+    query = (
+        select(StepRecord.queue, StepRecord.task_id, StepRecord.name, ChainRecord.type)
+        .join(ChainRecord, ChainRecord.id == StepRecord.chain_id)  # type: ignore[arg-type]
+        .where(StepRecord.chain_id == chain_id, StepRecord.index == index)
+    )
+    with session() as s:
+        row = s.exec(query).first()
+    if row is None:
+        return None
+    queue, task_id, name, chain_type = row
+    return queue, task_id, step_task_name(chain_type, name)
+
+
 def send_step(chain_id: str, index: int, *, app: Celery | None = None) -> None:
     """Send step `index` of a recorded chain to its queue, under its recorded task id."""
-    with session() as s:
-        step = queries.get_step(session=s, chain_id=chain_id, index=index)
-    if step is None:
+    recorded = _recorded(chain_id, index)
+    if recorded is None:
         return
+    queue, task_id, shadow = recorded
     publish(
-        app or get_app(), chain_id=chain_id, index=index, queue=step.queue, task_id=step.task_id
-    )
+        app or get_app(), chain_id=chain_id, index=index, queue=queue, task_id=task_id,
+        shadow=shadow,
+    )  # fmt: skip
 
 
-def start(chain_id: str, index: int, *, queue: str, task_id: str) -> None:
-    """Send the step a chain starts (or restarts) from; embedded, start the worker first."""
+def start(
+    chain_id: str, index: int, *, queue: str, task_id: str, shadow: str | None = None
+) -> None:
+    """Send the step a chain starts (or restarts) from; embedded, start the worker first.
+
+    Without `shadow` (the caller did not have the step's name at hand) it is read from the
+    store.
+    """
     if get_settings().embedded:
         from taskchain.engine.embedded import ensure_worker
 
         ensure_worker()
+    if shadow is None:
+        recorded = _recorded(chain_id, index)
+        shadow = recorded[2] if recorded else STEP_TASK
     with _quiet_result_backend_log():
-        publish(get_app(), chain_id=chain_id, index=index, queue=queue, task_id=task_id)
+        publish(
+            get_app(), chain_id=chain_id, index=index, queue=queue, task_id=task_id,
+            shadow=shadow,
+        )  # fmt: skip
 
 
 @contextmanager

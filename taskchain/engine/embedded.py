@@ -8,7 +8,8 @@ import threading
 import time
 import warnings
 
-from taskchain.engine.app import QUEUES, get_app
+from taskchain.engine.app import get_app
+from taskchain.engine.queues import queue_names
 
 _started: dict[int, threading.Thread] = {}
 _lock = threading.Lock()
@@ -27,7 +28,7 @@ def ensure_worker() -> None:
         worker = app.Worker(
             pool="solo",
             concurrency=1,
-            queues=list(QUEUES),
+            queues=queue_names(),
             without_heartbeat=True,
             without_mingle=True,
             without_gossip=True,

@@ -23,6 +23,8 @@ def report(settings: Settings) -> dict[str, Any]:
         "broker_timeout": settings.broker_timeout,
         "store_timeout": settings.store_timeout,
         "plugins": settings.plugins or None,
+        "queue_prefix": settings.queue_prefix,
+        "queues": _queues(settings),
         "store": _store_state(),
     }
     if settings.embedded:
@@ -33,6 +35,12 @@ def report(settings: Settings) -> dict[str, Any]:
         if settings.uses_result_backend:
             facts["result_backend_state"] = _result_backend_state()
     return facts
+
+
+def _queues(settings: Settings) -> list[str]:
+    from taskchain.engine.queues import queue_names  # no Celery in there: `info` stays quick
+
+    return queue_names(settings.queue_prefix)
 
 
 def _result_backend(settings: Settings) -> str | None:

@@ -42,7 +42,14 @@ class Busy:
     seconds: float
 
 
-Outcome = int | Busy | None  # next step to send, busy, or nothing to do
+@dataclass(frozen=True)
+class Failed:
+    """This execution failed the step (recorded FAILED) for `reason`."""
+
+    reason: str
+
+
+Outcome = int | Busy | Failed | None  # next step to send, busy, failed, or nothing to do
 
 
 def with_store_retry(fn: Callable[[], T], *, patience: float = STORE_PATIENCE) -> T:
@@ -93,11 +100,11 @@ def execute_step(chain_id: str, index: int, *, worker: str) -> Outcome:
             mismatch = workspace_mismatch(chain, settings.workspace, who=_who(worker))
             if mismatch and _claimable(step):
                 transitions.fail_step(session=s, chain_id=chain_id, index=index, error=mismatch)
-                return None
+                return Failed(mismatch)
             if step.attempts >= MAX_ATTEMPTS and _claimable(step):
                 lost = f"gave up after {step.attempts} attempts (its worker was lost each time)"
                 transitions.fail_step(session=s, chain_id=chain_id, index=index, error=lost)
-                return None
+                return Failed(lost)
             lease = utcnow() + timedelta(seconds=settings.step_lease)
             if not transitions.claim_step(
                 session=s, chain_id=chain_id, index=index, token=token, lease_until=lease
@@ -127,7 +134,7 @@ def execute_step(chain_id: str, index: int, *, worker: str) -> Outcome:
     except _StepFailed as failure:
         reason = str(failure)
         with_store_retry(lambda: _record_failure(chain_id, index, token, reason))
-        return None
+        return Failed(reason)
     last = index + 1 >= claimed.step_count
 
     def record() -> bool:

@@ -14,9 +14,19 @@ from taskchain.store import dispose_engines
 MAX_STORE_RETRIES = 10
 
 
+class StepFailed(Exception):
+    """Raised after taskchain recorded the step FAILED, so Celery (its result backend, its
+    events, Flower) calls the task FAILURE with the same reason. Never retried by Celery: the
+    store already decided, and `taskchain retry` is how a chain runs again."""
+
+
 def register(app: Celery) -> None:
     # shared=False: the task belongs to this app only (tests build several apps in one process).
-    @app.task(name=STEP_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, shared=False)
+    # throws: an expected failure, logged in one line without a traceback.
+    @app.task(
+        name=STEP_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, shared=False,
+        throws=(StepFailed,),
+    )  # fmt: skip
     def run_step(self: Task, chain_id: str, index: int) -> None:
         from taskchain.engine import dispatch, runner
 
@@ -31,6 +41,8 @@ def register(app: Celery) -> None:
             # A live worker holds this step (a duplicate message): look again when its lease
             # would have expired, in case that worker dies.
             raise self.retry(countdown=outcome.seconds, max_retries=None)
+        if isinstance(outcome, runner.Failed):
+            raise StepFailed(outcome.reason)
         if outcome is not None:
             dispatch.send_step(chain_id, outcome, app=self.app)
 

@@ -180,9 +180,15 @@ def test_pickle_message_is_refused_and_the_worker_lives(
             producer = conn.Producer(serializer="pickle")
             producer.publish(
                 {"args": ["x", 0], "kwargs": {}},
-                exchange=Exchange("math", type="direct"),
-                routing_key="math",
-                declare=[Queue("math", Exchange("math", type="direct"), routing_key="math")],
+                exchange=Exchange("taskchain.math", type="direct"),
+                routing_key="taskchain.math",
+                declare=[
+                    Queue(
+                        "taskchain.math",
+                        Exchange("taskchain.math", type="direct"),
+                        routing_key="taskchain.math",
+                    )
+                ],
                 headers={"task": "taskchain.run_step", "id": "pickled-1", "lang": "py"},
             )
         refused = wait_until(

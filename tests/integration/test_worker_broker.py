@@ -129,7 +129,7 @@ def test_submit_with_unreachable_result_backend_records_nothing(
         started = time.monotonic()
         done = proc.run(["submit", "math_chain", "--numbers", "1", "2", "-q"], senv)
         elapsed = time.monotonic() - started
-        queued = redis.Redis.from_url(broker).llen("math")
+        queued = redis.Redis.from_url(broker).llen("taskchain.math")
         info = proc.run(["info", "--json"], senv)
     assert done.returncode == 4, done.stderr
     assert done.stdout == ""

@@ -18,7 +18,7 @@ from tests.support.waiting import wait_until
 SLOW = json.dumps({"steps": [{"sleep": 1.0}, {"sleep": 1.0}, {"sleep": 1.0}]})
 CURSOR_BACK = re.compile(rb"\r\x1b\[2K(?:\x1b\[1A\x1b\[2K)+")  # Live going back to redraw
 ESCAPE = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
-ROW = re.compile(r"^\s*(\d+)\s+probe \d+\s+celery\s+(?:[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] )?([A-Z]+)\b", re.M)
+ROW = re.compile(r"^\s*(\d+)\s+probe \d+\s+default\s+(?:[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] )?([A-Z]+)\b", re.M)
 
 
 def terminal_env(env: dict[str, str]) -> dict[str, str]:

@@ -47,7 +47,10 @@ def test_redelivered_step_is_not_run_twice() -> None:
 
 def test_failure_records_reason_and_stops() -> None:
     chain_id = record({"numbers": [4, 0, 2], "operation": "divide"})
-    assert runner.execute_step(chain_id, 0, worker="t") is None
+    # The task turns this into Celery's FAILURE with the same reason.
+    assert runner.execute_step(chain_id, 0, worker="t") == runner.Failed(
+        "division by zero (4 // 0)"
+    )
     final = view(chain_id)
     assert final.chain.status == Status.FAILED
     assert final.steps[0].error == "division by zero (4 // 0)"
@@ -84,7 +87,9 @@ def test_a_worker_in_another_workspace_fails_the_step_at_claim(
     chain_id = record({"numbers": [1, 2, 3]})
     work_elsewhere(monkeypatch, tmp_path / "elsewhere")
     host = socket.gethostname()
-    assert runner.execute_step(chain_id, 0, worker=f"w1@{host}") is None
+    outcome = runner.execute_step(chain_id, 0, worker=f"w1@{host}")
+    assert isinstance(outcome, runner.Failed)
+    assert outcome.reason.startswith("workspace mismatch: worker ")
     final = view(chain_id)
     assert final.chain.status == Status.FAILED
     assert final.chain.error == (
@@ -102,7 +107,7 @@ def test_the_mismatch_names_the_host_when_the_worker_name_lacks_it(
 ) -> None:
     chain_id = record({"numbers": [1, 2]})
     work_elsewhere(monkeypatch, tmp_path / "elsewhere")
-    assert runner.execute_step(chain_id, 0, worker="w1") is None
+    assert isinstance(runner.execute_step(chain_id, 0, worker="w1"), runner.Failed)
     error = view(chain_id).steps[0].error or ""
     assert error.startswith(f"workspace mismatch: worker w1 on {socket.gethostname()} uses ")
 
