@@ -218,9 +218,9 @@ def _global(
 
 
 def _register() -> None:
-    from taskchain.cli import db, manage, ops, read, submit, watch
+    from taskchain.cli import db, manage, ops, read, run, submit, watch
 
-    for module in (submit, read, watch, manage, ops, db):
+    for module in (submit, run, read, watch, manage, ops, db):
         module.register(app)
 
 

@@ -28,7 +28,7 @@ def register(app: Celery) -> None:
         throws=(StepFailed,),
     )  # fmt: skip
     def run_step(self: Task, chain_id: str, index: int) -> None:
-        from taskchain.engine import dispatch, runner
+        from taskchain.engine import dispatch, runner, workflow
 
         try:
             outcome = runner.execute_step(chain_id, index, worker=self.request.hostname or "")
@@ -41,6 +41,8 @@ def register(app: Celery) -> None:
             # A live worker holds this step (a duplicate message): look again when its lease
             # would have expired, in case that worker dies.
             raise self.retry(countdown=outcome.seconds, max_retries=None)
+        if not isinstance(outcome, int):  # the chain may have ended: its workflow's fan-in
+            workflow.after_step(chain_id, app=self.app)
         if isinstance(outcome, runner.Failed):
             raise StepFailed(outcome.reason)
         if outcome is not None:
