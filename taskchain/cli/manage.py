@@ -153,7 +153,11 @@ def cancel(
 
     Example: taskchain cancel 3f2a
     """
-    chain_id = core.resolve(chain_ref)
+    kind, chain_id = core.resolve_any(chain_ref)
+    if kind == "workflow":
+        from taskchain.cli.workflow_view import cancel_workflow
+
+        return cancel_workflow(chain_id)
     if core.cancel(chain_id, terminate=terminate):
         output.say(f"cancelled {chain_id}")
     else:
@@ -175,7 +179,11 @@ def retry(
     """
     from taskchain.engine.submit import retry as retry_chain
 
-    chain_id = core.resolve(chain_ref)
+    kind, chain_id = core.resolve_any(chain_ref)
+    if kind == "workflow":
+        from taskchain.cli.workflow_view import retry_workflow
+
+        raise typer.Exit(retry_workflow(chain_id, wait=wait, quiet=quiet))
     first = retry_chain(chain_id)
     if not quiet:
         output.say(f"retrying chain {chain_id} from step {first + 1}")

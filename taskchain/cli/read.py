@@ -7,13 +7,15 @@ from typing import Annotated
 import typer
 
 from taskchain import core
-from taskchain.cli import output, render
+from taskchain.cli import output, render, workflow_view
 from taskchain.store import Status
 from taskchain.store.queries import is_orphaned
 from taskchain.timeparse import parse_duration, parse_time
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
-IdArg = Annotated[str, typer.Argument(metavar="ID", help="Chain id or unique prefix.")]
+IdArg = Annotated[
+    str, typer.Argument(metavar="ID", help="Chain or workflow id, or a unique prefix.")
+]
 
 
 def status(chain_ref: IdArg, json: JsonFlag = False) -> None:
@@ -21,7 +23,10 @@ def status(chain_ref: IdArg, json: JsonFlag = False) -> None:
 
     Example: taskchain status 3f2a --json
     """
-    view = core.get(chain_ref)
+    kind, found = core.resolve_any(chain_ref)
+    if kind == "workflow":
+        raise typer.Exit(workflow_view.show_status(found, json=json))
+    view = core.get(found)
     if json:
         output.emit_json(output.chain_json(view))
     else:
@@ -45,7 +50,10 @@ def result(
     Example: taskchain result 3f2a --wait --timeout 90s --json | jq .result
     """
     limit = parse_duration(timeout, option="--timeout") if timeout is not None else None
-    view = core.get(chain_ref)
+    kind, found = core.resolve_any(chain_ref)
+    if kind == "workflow":
+        raise typer.Exit(workflow_view.show_result(found, json=json, wait=wait, timeout=limit))
+    view = core.get(found)
     if wait and not view.chain.status.finished and not is_orphaned(view.chain):
         from taskchain.cli.watch import wait_for
 
@@ -84,11 +92,18 @@ def list_(
     ] = 20,
     offset: Annotated[int, typer.Option(help="Skip this many of the newest first.")] = 0,
     json: JsonFlag = False,
+    workflows: Annotated[
+        bool, typer.Option("--workflows", "-W", help="List workflows instead of chains.")
+    ] = False,
 ) -> None:
-    """List chains, newest first.
+    """List chains (or, with --workflows, workflows), newest first.
 
     Example: taskchain list --status FAILED --since 2h --json
     """
+    if workflows:
+        workflow_view.show_list(statuses=status or [], limit=None if limit == 0 else limit,
+                                json=json)  # fmt: skip
+        return
     chains = core.list_chains(
         statuses=status or [],
         types=chain_type or [],

@@ -27,7 +27,9 @@ def run(
         str | None,
         typer.Option(help="With --wait: give up after this long (e.g. 90s, 5m) with exit 124."),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the workflow id.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the workflow id.")
+    ] = False,
     json: Annotated[
         bool, typer.Option("--json", help="Print the workflow (as `status --json`) at the end.")
     ] = False,

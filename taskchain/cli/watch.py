@@ -344,7 +344,13 @@ def watch(
     limit = parse_duration(timeout, option="--timeout") if timeout is not None else None
     if chain_ref is None:
         raise typer.Exit(watch_all(timeout=limit, json_lines=json))
-    chain_id = core.resolve(chain_ref)
+    kind, chain_id = core.resolve_any(chain_ref)
+    if kind == "workflow":
+        from taskchain.cli.workflow_view import follow
+
+        raise typer.Exit(
+            follow(chain_id, timeout=limit, show=True, json_lines=json, to_stdout=True)
+        )
     code = follow_chain(chain_id, timeout=limit, show=True, json_lines=json, to_stdout=True)
     raise typer.Exit(code)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from datetime import datetime
 from typing import Any
 
@@ -155,6 +155,19 @@ class _Lines:
             self.shown[chain.id] = now
 
 
+def _live(console: Console, workflow_id: str, timeout: float | None) -> WorkflowView:
+    def feed(push: Callable[[WorkflowView], None]) -> WorkflowView:
+        return poll(workflow_id, timeout=timeout, on_change=push)
+
+    def draw(view: WorkflowView, now: datetime, _f: int | None, _r: int | None) -> RenderableType:
+        return table(view, now=now)
+
+    def key(view: WorkflowView, now: datetime, _frame: int) -> Hashable:
+        return (_state(view), now.second)  # the running jobs' clocks move every second
+
+    return live.run(console, feed, draw=draw, key=key)
+
+
 def follow(
     workflow_id: str, *, timeout: float | None, show: bool, json_lines: bool, to_stdout: bool
 ) -> int:
@@ -166,12 +179,7 @@ def follow(
             final = poll(workflow_id, timeout=timeout,
                          on_change=lambda v: output.emit_json(workflow_json(v)))  # fmt: skip
         elif show and not stream_plain:
-            final = live.run(
-                console,
-                lambda push: poll(workflow_id, timeout=timeout, on_change=push),
-                draw=lambda view, now, _frame, _rows: table(view, now=now),
-                key=lambda view, now, _frame: (_state(view), now.second),
-            )
+            final = _live(console, workflow_id, timeout)
         else:
             final = poll(workflow_id, timeout=timeout, on_change=_Lines(console) if show else None)
     except KeyboardInterrupt:
@@ -180,5 +188,83 @@ def follow(
     if show and not json_lines:
         console.print(summary_line(final), markup=False, highlight=False)
     elif not show and final.workflow.status != Status.COMPLETED:
-        output.error(f"workflow {workflow_id} {final.workflow.status.value}: {final.workflow.error}")
+        row = final.workflow
+        output.error(f"workflow {workflow_id} {row.status.value}: {row.error}")
     return core.exit_code(final.workflow.status)
+
+
+# ---- the commands' workflow branches -----------------------------------------------------
+
+
+def show_status(workflow_id: str, *, json: bool) -> int:
+    view = core.get_workflow(workflow_id)
+    if json:
+        output.emit_json(workflow_json(view))
+    else:
+        output.out().print(table(view))
+    return 0
+
+
+def show_result(workflow_id: str, *, json: bool, wait: bool, timeout: float | None) -> int:
+    """Each job's outputs; exit as for a chain's result."""
+    view = core.get_workflow(workflow_id)
+    if wait and not view.workflow.status.finished:
+        view = poll(workflow_id, timeout=timeout)
+    row = view.workflow
+    if json:
+        output.emit_json(result_json(view))
+    elif row.status == Status.COMPLETED:
+        output.emit_json(core.workflow_outputs(view))
+    elif row.status.finished:
+        output.say(f"workflow {row.id} {row.status.value}: {row.error or 'no result'}")
+    else:
+        output.say(f"workflow {row.id} is {row.status.value}: no result yet (use --wait)")
+    return core.exit_code(row.status)
+
+
+def show_list(*, statuses: list[str], limit: int | None, json: bool) -> None:
+    rows = core.list_workflows(statuses=statuses, limit=limit)
+    if json:
+        output.emit_json([
+            {"id": r.id, "kind": "workflow", "name": r.name, "status": r.status.value,
+             "jobs": len(r.spec.get("jobs", {})), "created_at": iso(r.created_at),
+             "finished_at": iso(r.finished_at)}
+            for r in rows
+        ])  # fmt: skip
+        return
+    if not rows:
+        output.say("no workflows")
+        return
+    listing = Table(box=None, pad_edge=False)
+    for column in ("id", "name", "status", "jobs", "created", "time"):
+        listing.add_column(column)
+    for r in rows:
+        listing.add_row(
+            r.id[:12], r.name, render.status_text(r.status), str(len(r.spec.get("jobs", {}))),
+            iso(r.created_at) or "", render.duration(r.started_at, r.finished_at)
+            if r.started_at else "",
+        )  # fmt: skip
+    output.out().print(listing)
+
+
+def cancel_workflow(workflow_id: str) -> None:
+    from taskchain.engine import workflow
+
+    if workflow.cancel(workflow_id):
+        output.say(f"cancelled workflow {workflow_id}")
+    else:
+        row = core.get_workflow(workflow_id).workflow
+        output.say(f"workflow {workflow_id} already {row.status.value}; nothing to cancel")
+
+
+def retry_workflow(workflow_id: str, *, wait: bool, quiet: bool) -> int:
+    from taskchain.engine import workflow
+    from taskchain.settings import get_settings
+
+    started = workflow.retry(workflow_id)
+    if not quiet:
+        output.say(f"retrying workflow {workflow_id}: {len(started)} job(s) started")
+    if get_settings().embedded or wait:
+        return follow(workflow_id, timeout=None, show=not quiet, json_lines=False,
+                      to_stdout=False)  # fmt: skip
+    return 0

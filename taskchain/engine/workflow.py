@@ -81,10 +81,18 @@ def run(workflow: spec.Workflow, *, workflow_id: str | None = None) -> Started:
     )  # fmt: skip
     chains = [
         ChainRecord(
-            id=new_id(), type=job.type, description=job.description or f"{workflow.name}: {name}",
-            config=job.config, step_count=0, workflow_id=wf_id, job=name, workspace=workspace,
-            submit_host=socket.gethostname(), runner=runner, runner_lease_expires_at=lease,
-        )  # fmt: skip
+            id=new_id(),
+            type=job.type,
+            description=job.description or f"{workflow.name}: {name}",
+            config=job.config,
+            step_count=0,
+            workflow_id=wf_id,
+            job=name,
+            workspace=workspace,
+            submit_host=socket.gethostname(),
+            runner=runner,
+            runner_lease_expires_at=lease,
+        )
         for name, job in workflow.jobs.items()
     ]
     with session(write=True) as s:
@@ -121,7 +129,7 @@ def after_step(chain_id: str, *, app: Any) -> None:
     try:
         on_chain_finished(chain_id, app=app)
     except Exception:
-        log.exception("workflow fan-in after chain %s failed; the recovery sweep redoes it", chain_id)
+        log.exception("fan-in after chain %s failed; the recovery sweep redoes it", chain_id)
 
 
 def advance(workflow_id: str, *, app: Any = None) -> list[str]:
@@ -167,9 +175,7 @@ def _advance(s: Session, workflow_id: str) -> list[str]:
             for step in steps:
                 step.chain_id = chain.id
             steps[0].dispatched_at = now
-            res = s.execute(
-                _unstarted(chain.id).values(config=config, step_count=len(steps))
-            )
+            res = s.execute(_unstarted(chain.id).values(config=config, step_count=len(steps)))
             if res.rowcount:  # type: ignore[attr-defined]
                 s.add_all(steps)
                 started.append(chain.id)
@@ -197,7 +203,10 @@ def _finish_unstarted(s: Session, chain_id: str, status: Status, reason: str) ->
 
 
 def _plan(
-    job_doc: dict[str, Any], chain: ChainRecord, by_job: dict[str, ChainRecord], graph: Graph,
+    job_doc: dict[str, Any],
+    chain: ChainRecord,
+    by_job: dict[str, ChainRecord],
+    graph: Graph,
     job: str,
 ) -> tuple[dict[str, Any], list[StepRecord]]:
     """A job's resolved config and its steps; InvalidInput (`job 'x': ...`) fails the job."""
@@ -266,9 +275,7 @@ def _first_steps(chain_ids: list[str]) -> Any:
 def remove(workflow_ids: list[str]) -> None:
     """Delete workflows and their jobs' chains (steps go with their chains)."""
     with session(write=True) as s:
-        chain_ids = list(
-            s.exec(_chain_ids(workflow_ids)).all()
-        )
+        chain_ids = list(s.exec(_chain_ids(workflow_ids)).all())
         if chain_ids:
             s.execute(delete(StepRecord).where(col(StepRecord.chain_id).in_(chain_ids)))
             s.execute(delete(ChainRecord).where(col(ChainRecord.id).in_(chain_ids)))

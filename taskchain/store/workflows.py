@@ -83,7 +83,7 @@ def workflow_of(*, session: Session, chain_id: str) -> tuple[str | None, Status 
     row = session.exec(
         select(ChainRecord.workflow_id, ChainRecord.status).where(col(ChainRecord.id) == chain_id)
     ).first()
-    return (row[0], row[1]) if row is not None else (None, None)
+    return (row[0], Status(row[1])) if row is not None else (None, None)
 
 
 def stalled(*, session: Session) -> list[str]:
