@@ -227,3 +227,19 @@ def schema_engine(url: str) -> Any:
     from sqlalchemy import create_engine
 
     return create_engine(url)
+
+
+def test_the_nightly_example_mixes_three_types(runner: CliRunner, workspace: Path) -> None:
+    import shutil
+
+    shutil.copy(EXAMPLES.parent / "sales.csv", workspace / "sales.csv")
+    wf_id = run_ok(runner, str(EXAMPLES / "nightly.yaml"))
+    doc = jobs(status(runner, wf_id))
+    assert {n: j["type"] for n, j in doc.items()} == {
+        "clean": "data_chain", "summary": "data_chain", "totals": "math_chain",
+        "archive": "io_chain"}  # fmt: skip
+    archived = workspace / "archive" / "1-analyze.json"
+    report = json.loads(archived.read_text())
+    assert report["rows"] == 17
+    summary = status(runner, doc["summary"]["chain_id"])
+    assert summary["config"]["data_input"].endswith("/2-transform.parquet")  # resolved
