@@ -69,13 +69,18 @@ def table(view: WorkflowView, *, now: datetime | None = None) -> RenderableType:
             detail = render.result_summary(chain.type, chain.result)
         jobs.add_row(
             chain.job or "", render.status_text(Status(job_status(chain))),
-            ", ".join(view.needs(chain.job or "")), chain.id[:12],
+            _needs_cell(view.needs(chain.job or "")), chain.id[:12],
             str(chain.step_count or ""), time_cell if chain.started_at else "", detail,
         )  # fmt: skip
     parts: list[RenderableType] = [head, jobs]
     if row.error:
         parts.append(Text(f"error: {row.error}"))
     return Group(*parts)
+
+
+def _needs_cell(needs: list[str]) -> str:
+    """A wide fan-in would push every other column off the screen: count it instead."""
+    return ", ".join(needs) if len(needs) <= 3 else f"{len(needs)} jobs"
 
 
 def job_line(view: WorkflowView, chain: ChainRecord) -> str:
