@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 from taskchain.chains import StepContext, StepPlan, get_type
@@ -26,7 +27,9 @@ from taskchain.engine.submit import workspace_mismatch
 from taskchain.errors import StepError, StoreUnavailable, TaskchainError
 from taskchain.settings import get_settings
 from taskchain.store import Status, queries, session, transitions
+from taskchain.store.db import transaction
 from taskchain.store.models import utcnow
+from taskchain.store.transitions import Claimed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -61,58 +64,50 @@ def with_store_retry(fn: Callable[[], T], *, patience: float = STORE_PATIENCE) -
 
 
 @dataclass(frozen=True)
-class _Claim:
-    type_name: str
-    config: Any
-    plan: StepPlan
-    previous: Any
-    step_count: int
+class Next:
+    """Send step `index` now, under `task_id` on `queue` (as recorded)."""
+
+    index: int
+    queue: str
+    task_id: str
+
+
+Step = Next | Busy | None  # what `run_step` asks its caller to do
 
 
 def execute_step(chain_id: str, index: int, *, worker: str) -> Outcome:
-    """Run step `index` once; return what to do next (see `Outcome`).
+    """Run step `index` once; return the index of the next step to send, Busy, or None."""
+    outcome = run_step(chain_id, index, worker=worker)
+    return outcome.index if isinstance(outcome, Next) else outcome
+
+
+def run_step(chain_id: str, index: int, *, worker: str) -> Step:
+    """Run step `index` once; return what to do next (see `Step`).
 
     Safe to call again for the same step (a redelivered message): a finished step is not run
     again, and a finished step that was not followed yet is followed now.
+
+    Two short write transactions in the common case: the claim, one UPDATE ... RETURNING
+    that also reads what the step needs, and the record, which also marks the next step
+    sent and returns its queue and task id. Anything unusual (a step held by another
+    worker, finished, over its attempts, a chain cancelled or in another workspace) takes
+    the careful path, `_claim_slowly`, which reads first and decides.
     """
     settings = get_settings()
     token = f"{worker}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
-    def claim() -> _Claim | Outcome:
-        with session(write=True) as s:
-            chain = s.get(queries.ChainRecord, chain_id)
-            step = queries.get_step(session=s, chain_id=chain_id, index=index)
-            if chain is None or step is None or chain.status.finished or chain.cancel_requested:
-                return None
-            if step.status == Status.COMPLETED:
-                return _follow_on(s, chain_id, index, chain.step_count)
-            if step.status.finished:
-                return None
-            if settings.embedded and chain.runner not in (None, owner.token()):
-                return None  # a retry elsewhere took this chain over from this process
-            mismatch = workspace_mismatch(chain, settings.workspace, who=_who(worker))
-            if mismatch and _claimable(step):
-                transitions.fail_step(session=s, chain_id=chain_id, index=index, error=mismatch)
-                return None
-            if step.attempts >= MAX_ATTEMPTS and _claimable(step):
-                lost = f"gave up after {step.attempts} attempts (its worker was lost each time)"
-                transitions.fail_step(session=s, chain_id=chain_id, index=index, error=lost)
-                return None
-            lease = utcnow() + timedelta(seconds=settings.step_lease)
-            if not transitions.claim_step(
-                session=s, chain_id=chain_id, index=index, token=token, lease_until=lease
-            ):
-                remaining = (step.lease_expires_at or utcnow()) - utcnow()
-                return Busy(max(1.0, remaining.total_seconds() + 1.0))
-            previous = None
-            if index > 0:
-                before = queries.get_step(session=s, chain_id=chain_id, index=index - 1)
-                previous = before.result if before else None
-            plan = StepPlan(name=step.name, params=dict(step.params))
-            return _Claim(chain.type, chain.config, plan, previous, chain.step_count)
+    def claim() -> Claimed | Step:
+        lease = utcnow() + timedelta(seconds=settings.step_lease)
+        with transaction(write=True) as conn:
+            claimed = transitions.claim_and_read(
+                conn, chain_id=chain_id, index=index, token=token, lease_until=lease,
+                workspace=_workspace(settings.workspace), max_attempts=MAX_ATTEMPTS,
+                runner=owner.token() if settings.embedded else None,
+            )  # fmt: skip
+        return claimed if claimed is not None else _claim_slowly(chain_id, index, token, worker)
 
     claimed = with_store_retry(claim)
-    if not isinstance(claimed, _Claim):
+    if not isinstance(claimed, Claimed):
         return claimed
     ctx = StepContext(
         chain_id=chain_id,
@@ -130,14 +125,64 @@ def execute_step(chain_id: str, index: int, *, worker: str) -> Outcome:
         return None
     last = index + 1 >= claimed.step_count
 
-    def record() -> bool:
-        with session(write=True) as s:
-            return transitions.complete_step(
-                session=s, chain_id=chain_id, index=index, token=token, result=result, last=last
+    def record() -> transitions.Recorded | None:
+        with transaction(write=True) as conn:
+            return transitions.record_result(
+                conn, chain_id=chain_id, index=index, token=token, result=result, last=last
             )
 
     recorded = with_store_retry(record)
-    return index + 1 if recorded and not last else None
+    if recorded is None or recorded.next is None:
+        return None
+    return Next(index + 1, *recorded.next)
+
+
+_workspaces: dict[Path, str] = {}
+
+
+def _workspace(folder: Path) -> str:
+    """The resolved workspace as chains record it (resolved once: it is a system call)."""
+    resolved = _workspaces.get(folder)
+    if resolved is None:
+        resolved = _workspaces[folder] = str(folder.resolve())
+    return resolved
+
+
+def _claim_slowly(chain_id: str, index: int, token: str, worker: str) -> Claimed | Step:
+    """The claim for every case that is not plain: read the chain and the step, then decide."""
+    settings = get_settings()
+    with session(write=True) as s:
+        chain = s.get(queries.ChainRecord, chain_id)
+        step = queries.get_step(session=s, chain_id=chain_id, index=index)
+        if chain is None or step is None or chain.status.finished or chain.cancel_requested:
+            return None
+        if step.status == Status.COMPLETED:
+            return _follow_on(s, chain_id, index, chain.step_count)
+        if step.status.finished:
+            return None
+        if settings.embedded and chain.runner not in (None, owner.token()):
+            return None  # a retry elsewhere took this chain over from this process
+        mismatch = workspace_mismatch(chain, settings.workspace, who=_who(worker))
+        if mismatch and _claimable(step):
+            transitions.fail_step(session=s, chain_id=chain_id, index=index, error=mismatch)
+            return None
+        if step.attempts >= MAX_ATTEMPTS and _claimable(step):
+            lost = f"gave up after {step.attempts} attempts (its worker was lost each time)"
+            transitions.fail_step(session=s, chain_id=chain_id, index=index, error=lost)
+            return None
+        lease = utcnow() + timedelta(seconds=settings.step_lease)
+        if not transitions.claim_step(
+            session=s, chain_id=chain_id, index=index, token=token, lease_until=lease
+        ):
+            remaining = (step.lease_expires_at or utcnow()) - utcnow()
+            return Busy(max(1.0, remaining.total_seconds() + 1.0))
+        previous = None
+        if index > 0:
+            before = queries.get_step(session=s, chain_id=chain_id, index=index - 1)
+            previous = before.result if before else None
+        return Claimed(
+            step.name, dict(step.params), chain.type, chain.config, chain.step_count, previous
+        )
 
 
 def _who(worker: str) -> str:
@@ -152,12 +197,14 @@ def _claimable(step: queries.StepRecord) -> bool:
     )
 
 
-def _follow_on(s: Any, chain_id: str, index: int, step_count: int) -> int | None:
+def _follow_on(s: Any, chain_id: str, index: int, step_count: int) -> Next | None:
     """After a finished step: the next one, if it still waits for its message."""
     if index + 1 >= step_count:
         return None
     nxt = queries.get_step(session=s, chain_id=chain_id, index=index + 1)
-    return index + 1 if nxt is not None and nxt.status == Status.PENDING else None
+    if nxt is None or nxt.status != Status.PENDING:
+        return None
+    return Next(index + 1, nxt.queue, nxt.task_id)
 
 
 @contextmanager
@@ -189,13 +236,14 @@ class _StepFailed(Exception):
     pass
 
 
-def _compute(claim: _Claim, ctx: StepContext) -> Any:
+def _compute(claim: Claimed, ctx: StepContext) -> Any:
     from celery.exceptions import SoftTimeLimitExceeded
 
     try:
-        chain_type = get_type(claim.type_name)
+        chain_type = get_type(claim.type)
         config = chain_type.parse(claim.config)
-        result = chain_type.run_step(config, claim.plan, claim.previous, ctx)
+        plan = StepPlan(name=claim.name, params=dict(claim.params))
+        result = chain_type.run_step(config, plan, claim.previous, ctx)
         json.dumps(result)
     except (StepError, TaskchainError) as exc:
         raise _StepFailed(str(exc)) from exc
