@@ -1,8 +1,9 @@
 """Run one step against the store: claim it, compute it, record it. No Celery in here.
 
-A claim is a lease held by a token unique to this execution. While the step computes, a
-heartbeat renews the lease; if the worker dies, the lease expires and another worker may
-take the step over. Only the lease holder records the outcome, so a step is recorded once.
+A claim is a lease held by a token unique to this execution. While the step computes, the
+process's lease thread (leases.py) renews it; if the worker dies, the lease expires and
+another worker may take the step over. Only the lease holder records the outcome, so a
+step is recorded once.
 """
 
 from __future__ import annotations
@@ -11,18 +12,16 @@ import json
 import logging
 import os
 import socket
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 from taskchain.chains import StepContext, StepPlan, get_type
-from taskchain.engine import owner
+from taskchain.engine import leases, owner
 from taskchain.engine.submit import workspace_mismatch
 from taskchain.errors import StepError, StoreUnavailable, TaskchainError
 from taskchain.settings import get_settings
@@ -117,7 +116,7 @@ def run_step(chain_id: str, index: int, *, worker: str) -> Step:
         report=lambda message: _report(chain_id, index, token, message),
     )
     try:
-        with _heartbeat(chain_id, index, token, settings.step_lease):
+        with leases.held(chain_id, index, token):
             result = _compute(claimed, ctx)
     except _StepFailed as failure:
         reason = str(failure)
@@ -205,31 +204,6 @@ def _follow_on(s: Any, chain_id: str, index: int, step_count: int) -> Next | Non
     if nxt is None or nxt.status != Status.PENDING:
         return None
     return Next(index + 1, nxt.queue, nxt.task_id)
-
-
-@contextmanager
-def _heartbeat(chain_id: str, index: int, token: str, lease: int) -> Iterator[None]:
-    """Renew the lease every third of its length until the step returns."""
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(lease / 3):
-            try:
-                with session(write=True) as s:
-                    transitions.renew_lease(
-                        session=s, chain_id=chain_id, index=index, token=token,
-                        lease_until=utcnow() + timedelta(seconds=lease),
-                    )  # fmt: skip
-            except Exception as exc:  # a missed beat is survivable; the next one may land
-                log.warning("lease renewal of %s/%s failed: %s", chain_id, index, exc)
-
-    thread = threading.Thread(target=beat, name=f"lease-{chain_id[:8]}-{index}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=5)
 
 
 class _StepFailed(Exception):

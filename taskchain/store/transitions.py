@@ -6,6 +6,7 @@ renews while the step runs and that another worker may take over only once it ha
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -193,6 +194,27 @@ def renew_lease(
         .values(lease_expires_at=lease_until)
     )
     return _changed(res)
+
+
+def renew_leases(
+    conn: Connection, *, held: Sequence[tuple[str, int, str]], lease_until: datetime
+) -> int:
+    """Extend, in one UPDATE, the leases of the steps (chain_id, index, token) still held by
+    those tokens; return how many were. (Built per call: a renewal is rare, see leases.py.)"""
+    if not held:
+        return 0
+    mine = or_(
+        *(
+            and_(STEP.c.chain_id == chain_id, STEP.c.index == index, STEP.c.worker == token)
+            for chain_id, index, token in held
+        )
+    )
+    res = conn.execute(
+        update(STEP)
+        .where(STEP.c.status == Status.RUNNING, mine)
+        .values(lease_expires_at=lease_until)
+    )
+    return int(res.rowcount or 0)
 
 
 @dataclass(frozen=True)
