@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from celery import Celery
 
@@ -26,11 +27,15 @@ class ResultBackendUnavailable(BrokerUnavailable):
         self.url = url
 
 
-def publish(app: Celery, *, chain_id: str, index: int, queue: str, task_id: str) -> None:
+def publish(
+    app: Celery, *, chain_id: str, index: int, queue: str, task_id: str, producer: Any = None
+) -> None:
     from kombu.exceptions import OperationalError as KombuOperationalError
 
     try:
-        app.send_task(STEP_TASK, args=[chain_id, index], queue=queue, task_id=task_id)
+        app.send_task(
+            STEP_TASK, args=[chain_id, index], queue=queue, task_id=task_id, producer=producer
+        )
     except Exception as exc:
         backend_error = _result_backend_error(app, exc)
         if backend_error is not None:
@@ -86,6 +91,27 @@ def start(chain_id: str, index: int, *, queue: str, task_id: str) -> None:
         ensure_worker()
     with _quiet_result_backend_log():
         publish(get_app(), chain_id=chain_id, index=index, queue=queue, task_id=task_id)
+
+
+def start_many(steps: Sequence[tuple[str, int, str, str]], *, sent: list[str]) -> None:
+    """`start` for many chains at once, (chain_id, index, queue, task_id) each: one broker
+    connection and producer for all (a batch submit). Appends each chain id to `sent` once
+    its step reached the broker, so that a caller can tell what a failure left unsent."""
+    if not steps:
+        return
+    if get_settings().embedded:
+        from taskchain.engine.embedded import ensure_worker
+
+        ensure_worker()
+    app = get_app()
+    # The pool's producer connects lazily: a dead broker shows at the first publish.
+    with _quiet_result_backend_log(), app.producer_or_acquire() as producer:
+        for chain_id, index, queue, task_id in steps:
+            publish(
+                app, chain_id=chain_id, index=index, queue=queue, task_id=task_id,
+                producer=producer,
+            )  # fmt: skip
+            sent.append(chain_id)
 
 
 @contextmanager
