@@ -84,11 +84,12 @@ def send_step(chain_id: str, index: int, *, app: Celery | None = None) -> None:
 
 
 def start(chain_id: str, index: int, *, queue: str, task_id: str) -> None:
-    """Send the step a chain starts (or restarts) from; embedded, start the worker first."""
+    """Send the step a chain starts (or restarts) from; embedded, to this process's runner."""
     if get_settings().embedded:
-        from taskchain.engine.embedded import ensure_worker
+        from taskchain.engine import embedded
 
-        ensure_worker()
+        embedded.send(chain_id, index)
+        return
     with _quiet_result_backend_log():
         publish(get_app(), chain_id=chain_id, index=index, queue=queue, task_id=task_id)
 
@@ -97,12 +98,15 @@ def start_many(steps: Sequence[tuple[str, int, str, str]], *, sent: list[str]) -
     """`start` for many chains at once, (chain_id, index, queue, task_id) each: one broker
     connection and producer for all (a batch submit). Appends each chain id to `sent` once
     its step reached the broker, so that a caller can tell what a failure left unsent."""
+    if get_settings().embedded:
+        from taskchain.engine import embedded
+
+        for chain_id, index, _queue, _task_id in steps:
+            embedded.send(chain_id, index)
+            sent.append(chain_id)
+        return
     if not steps:
         return
-    if get_settings().embedded:
-        from taskchain.engine.embedded import ensure_worker
-
-        ensure_worker()
     app = get_app()
     # The pool's producer connects lazily: a dead broker shows at the first publish.
     with _quiet_result_backend_log(), app.producer_or_acquire() as producer:

@@ -111,11 +111,10 @@ def submit(
 def submit_many(requests: Sequence[Request]) -> list[Submitted]:
     """Submit chains as one batch: every request is validated before anything is recorded
     (InvalidInput names the first bad one), the new chains are recorded in one transaction
-    and their first steps published over one broker connection. A request whose `chain_id`
-    exists already is returned as it is (idempotent, not re-run, not re-validated: a retried
-    submit returns the chain it made even if its inputs have changed since)."""
-    from taskchain.engine import dispatch
-
+    and their first steps published over one broker connection (embedded: queued to this
+    process's runner, without loading Celery). A request whose `chain_id` exists already is
+    returned as it is (idempotent, not re-run, not re-validated: a retried submit returns
+    the chain it made even if its inputs have changed since)."""
     given = _check_ids(requests)
     existing = set()
     if given:
@@ -146,7 +145,16 @@ def submit_many(requests: Sequence[Request]) -> list[Submitted]:
     firsts = [(chain.id, 0, steps[0].queue, steps[0].task_id) for chain, steps in new.values()]
     queued: list[str] = []
     try:
-        dispatch.start_many(firsts, sent=queued)
+        if embedded:
+            from taskchain.engine import embedded as local
+
+            for chain_id, index, *_ in firsts:
+                local.send(chain_id, index)
+                queued.append(chain_id)
+        else:
+            from taskchain.engine import dispatch
+
+            dispatch.start_many(firsts, sent=queued)
     except (BrokerUnavailable, KeyboardInterrupt) as exc:
         # Nothing half-done: a chain that never reached the broker leaves no record behind.
         unsent = [chain_id for chain_id, *_ in firsts if chain_id not in set(queued)]
