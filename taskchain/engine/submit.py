@@ -38,6 +38,15 @@ def prepare(
     chain_id: str | None = None,
 ) -> tuple[ChainRecord, list[StepRecord]]:
     """Validated records for a new chain (not yet stored); InvalidInput for any bad input."""
+    chain, steps = _prepare(type_name, raw_config, description=description, chain_id=chain_id)
+    return chain, [StepRecord(**step) for step in steps]
+
+
+def _prepare(
+    type_name: str, raw_config: Mapping[str, Any], *, description: str, chain_id: str | None
+) -> tuple[ChainRecord, list[dict[str, Any]]]:
+    """`prepare`, with the steps as plain rows: a thousand-step chain is a thousand rows,
+    and building a validated model object for each would cost more than inserting it."""
     chain_type = get_type(type_name)
     config = chain_type.parse(raw_config)
     workspace = get_settings().workspace
@@ -61,7 +70,7 @@ def prepare(
         submit_host=socket.gethostname(),
     )
     steps = [
-        StepRecord(
+        queries.step_row(
             chain_id=chain.id,
             index=i,
             name=step.name,
@@ -120,12 +129,12 @@ def submit_many(requests: Sequence[Request]) -> list[Submitted]:
     if given:
         with transaction() as conn:
             existing = queries.existing_ids(conn, given)
-    prepared: dict[int, tuple[ChainRecord, list[StepRecord]]] = {}
+    prepared: dict[int, tuple[ChainRecord, list[dict[str, Any]]]] = {}
     for n, request in enumerate(requests):
         if request.chain_id in existing:
             continue
         try:
-            prepared[n] = prepare(
+            prepared[n] = _prepare(
                 request.type_name, request.config, description=request.description,
                 chain_id=request.chain_id,
             )  # fmt: skip
@@ -139,10 +148,12 @@ def submit_many(requests: Sequence[Request]) -> list[Submitted]:
         # Look again under the write lock: a twin submit may have recorded some meanwhile.
         raced = queries.existing_ids(conn, given) - existing if given else set()
         new = {n: cs for n, cs in prepared.items() if cs[0].id not in raced}
-        queries.insert_chains(conn, list(new.values()))
+        queries.insert_chains(conn, [(chain.model_dump(), steps) for chain, steps in new.values()])
     if embedded and new:
         owner.hold()
-    firsts = [(chain.id, 0, steps[0].queue, steps[0].task_id) for chain, steps in new.values()]
+    firsts = [
+        (chain.id, 0, steps[0]["queue"], steps[0]["task_id"]) for chain, steps in new.values()
+    ]
     queued: list[str] = []
     try:
         if embedded:

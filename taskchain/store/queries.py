@@ -52,18 +52,39 @@ class ChainView:
 
 
 def insert_chain(*, session: Session, chain: ChainRecord, steps: Sequence[StepRecord]) -> None:
-    insert_chains(session.connection(), [(chain, steps)])
+    rows = [step.model_dump() for step in steps]
+    insert_chains(session.connection(), [(chain.model_dump(), rows)])
 
 
-def insert_chains(
-    conn: Connection, chains: Sequence[tuple[ChainRecord, Sequence[StepRecord]]]
-) -> None:
-    """Record chains and their steps: one INSERT for the chains, one for all their steps
-    (Core, no ORM unit of work: submit is a hot path)."""
+Row = dict[str, Any]
+
+
+def insert_chains(conn: Connection, chains: Sequence[tuple[Row, Sequence[Row]]]) -> None:
+    """Record chains and their steps, given as rows (every column): one INSERT for the
+    chains, one for all their steps (Core, no ORM unit of work: submit is a hot path)."""
     if not chains:
         return
-    conn.execute(insert(_CHAIN), [chain.model_dump() for chain, _ in chains])
-    conn.execute(insert(_STEP), [step.model_dump() for _, steps in chains for step in steps])
+    conn.execute(insert(_CHAIN), [chain for chain, _ in chains])
+    conn.execute(insert(_STEP), [step for _, steps in chains for step in steps])
+
+
+def step_row(
+    *,
+    chain_id: str,
+    index: int,
+    name: str,
+    queue: str,
+    params: dict[str, Any],
+    task_id: str,
+    dispatched_at: datetime | None,
+) -> Row:
+    """A new step's row, every column given (the rows of one INSERT must agree on them)."""
+    return {
+        "chain_id": chain_id, "index": index, "name": name, "queue": queue, "params": params,
+        "status": Status.PENDING, "task_id": task_id, "attempts": 0, "started_at": None,
+        "finished_at": None, "result": None, "error": None, "progress": None, "worker": None,
+        "lease_expires_at": None, "dispatched_at": dispatched_at,
+    }  # fmt: skip
 
 
 def existing_ids(conn: Connection, chain_ids: Sequence[str]) -> set[str]:

@@ -24,6 +24,8 @@ from tests.support import stores
 #: so that a writer locks up front); PostgreSQL's driver begins implicitly.
 BUDGET = {"sqlite": 5, "postgresql": 3}
 TRANSACTIONS = 2
+#: Statements per submitted chain, whatever its length: the chain's INSERT and its steps'.
+SUBMIT_BUDGET = {"sqlite": 3, "postgresql": 2}
 
 
 @pytest.fixture(params=stores.BACKENDS)
@@ -151,3 +153,32 @@ def test_a_step_lost_too_often_is_given_up(store_url: str) -> None:
     assert view.steps[0].error == (
         f"gave up after {runner.MAX_ATTEMPTS} attempts (its worker was lost each time)"
     )
+
+
+def test_submit_records_a_chain_in_one_short_transaction(
+    counter: Counter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from taskchain.engine import embedded
+    from taskchain.engine.submit import submit
+    from taskchain.store.models import StepRecord
+
+    sent: list[tuple[str, int]] = []
+    monkeypatch.setattr(embedded, "send", lambda chain_id, index: sent.append((chain_id, index)))
+    submitted = submit("math_chain", {"numbers": list(range(12))})
+    # One INSERT for the chain, one for its 11 steps (BEGIN IMMEDIATE on SQLite).
+    inserts = [s for s in counter.statements if s.startswith("INSERT")]
+    assert len(inserts) == 2, counter.statements
+    assert len(counter.statements) <= SUBMIT_BUDGET[get_engine().dialect.name]
+    assert counter.commits == 1
+    assert sent == [(submitted.chain_id, 0)]
+    with session() as s:
+        view = queries.get_chain(session=s, chain_id=submitted.chain_id)
+    assert [st.index for st in view.steps] == list(range(11))
+    assert all(st.status == Status.PENDING and st.attempts == 0 for st in view.steps)
+    assert view.steps[0].dispatched_at == view.chain.created_at
+    assert view.steps[1].dispatched_at is None
+    # Every column of the step table is given in a new step's row.
+    row = queries.step_row(
+        chain_id="c", index=0, name="n", queue="q", params={}, task_id="t", dispatched_at=None
+    )
+    assert set(row) == set(StepRecord.__table__.c.keys())  # type: ignore[attr-defined]
