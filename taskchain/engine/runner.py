@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from taskchain.chains import StepContext, StepPlan, get_type
-from taskchain.engine import leases, owner
+from taskchain.engine import events, leases, owner
 from taskchain.engine.submit import workspace_mismatch
 from taskchain.errors import StepError, StoreUnavailable, TaskchainError
 from taskchain.settings import get_settings
@@ -108,6 +108,7 @@ def run_step(chain_id: str, index: int, *, worker: str) -> Step:
     claimed = with_store_retry(claim)
     if not isinstance(claimed, Claimed):
         return claimed
+    events.publish(chain_id, f"{index}:RUNNING")
     ctx = StepContext(
         chain_id=chain_id,
         index=index,
@@ -121,6 +122,7 @@ def run_step(chain_id: str, index: int, *, worker: str) -> Step:
     except _StepFailed as failure:
         reason = str(failure)
         with_store_retry(lambda: _record_failure(chain_id, index, token, reason))
+        events.publish(chain_id, f"{index}:{events.END}")  # a failed step ends its chain
         return None
     last = index + 1 >= claimed.step_count
 
@@ -131,6 +133,7 @@ def run_step(chain_id: str, index: int, *, worker: str) -> Step:
             )
 
     recorded = with_store_retry(record)
+    events.publish(chain_id, f"{index}:{events.END if last else 'COMPLETED'}")
     if recorded is None or recorded.next is None:
         return None
     return Next(index + 1, *recorded.next)
@@ -210,12 +213,31 @@ class _StepFailed(Exception):
     pass
 
 
+_configs: dict[str, tuple[Any, Any]] = {}  # chain id -> (raw config, parsed config)
+_CONFIGS_KEPT = 64
+
+
+def _parsed_config(chain_id: str, chain_type: Any, raw: Any) -> Any:
+    """The chain's config, validated once per chain in this process, not once per step: a
+    long chain's config is long (`--numbers` with 1,001 values), and validating it on every
+    step made the chain quadratic. Compared by value, as a deleted chain's id may come back
+    with another config."""
+    cached = _configs.get(chain_id)
+    if cached is not None and cached[0] == raw:
+        return cached[1]
+    parsed = chain_type.parse(raw)
+    if len(_configs) >= _CONFIGS_KEPT:
+        _configs.pop(next(iter(_configs)))
+    _configs[chain_id] = (raw, parsed)
+    return parsed
+
+
 def _compute(claim: Claimed, ctx: StepContext) -> Any:
     from celery.exceptions import SoftTimeLimitExceeded
 
     try:
         chain_type = get_type(claim.type)
-        config = chain_type.parse(claim.config)
+        config = _parsed_config(ctx.chain_id, chain_type, claim.config)
         plan = StepPlan(name=claim.name, params=dict(claim.params))
         result = chain_type.run_step(config, plan, claim.previous, ctx)
         json.dumps(result)
