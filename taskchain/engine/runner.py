@@ -45,9 +45,6 @@ class Busy:
     seconds: float
 
 
-Outcome = int | Busy | None  # next step to send, busy, or nothing to do
-
-
 def with_store_retry(fn: Callable[[], T], *, patience: float = STORE_PATIENCE) -> T:
     """Run a store operation, retrying with backoff while the store is unavailable."""
     deadline = time.monotonic() + patience
@@ -82,13 +79,12 @@ class Failed:
 
 
 Step = Next | Busy | Failed | None  # what `run_step` asks its caller to do
+Outcome = int | Busy | Failed | None  # `execute_step`: the next step's index instead of Next
 
 
 def execute_step(chain_id: str, index: int, *, worker: str) -> Outcome:
     """Run step `index` once; return the index of the next step to send, Busy, or None."""
     outcome = run_step(chain_id, index, worker=worker)
-    if isinstance(outcome, Failed):
-        return None
     return outcome.index if isinstance(outcome, Next) else outcome
 
 

@@ -89,7 +89,9 @@ def test_a_middle_and_the_last_step_stay_within_the_budget(counter: Counter) -> 
     with session() as s:
         step2 = queries.get_step(session=s, chain_id=chain_id, index=2)
     assert step2 is not None
-    assert middle == runner.Next(2, step2.queue, step2.task_id)
+    assert middle == runner.Next(
+        2, step2.queue, step2.task_id, f"math_chain.{step2.name.split()[0]}"
+    )
     assert step2.dispatched_at is not None
 
     counter.reset()
@@ -123,7 +125,9 @@ def test_the_careful_path_keeps_every_rule(store_url: str) -> None:
     with session() as s:
         step1 = queries.get_step(session=s, chain_id=chain_id, index=1)
     assert step1 is not None
-    assert runner.run_step(chain_id, 0, worker="t") == runner.Next(1, step1.queue, step1.task_id)
+    assert runner.run_step(chain_id, 0, worker="t") == runner.Next(
+        1, step1.queue, step1.task_id, f"math_chain.{step1.name.split()[0]}"
+    )
     # A step held by a live lease is busy for another worker.
     with session(write=True) as s:
         transitions.claim_step(
@@ -146,7 +150,8 @@ def test_a_step_lost_too_often_is_given_up(store_url: str) -> None:
         step = queries.get_step(session=s, chain_id=chain_id, index=0)
         assert step is not None
         step.attempts = runner.MAX_ATTEMPTS
-    assert runner.run_step(chain_id, 0, worker="t") is None
+    lost = f"gave up after {runner.MAX_ATTEMPTS} attempts (its worker was lost each time)"
+    assert runner.run_step(chain_id, 0, worker="t") == runner.Failed(lost)
     with session() as s:
         view = queries.get_chain(session=s, chain_id=chain_id)
     assert view.chain.status == Status.FAILED
