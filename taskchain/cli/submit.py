@@ -7,7 +7,6 @@ from typing import Annotated, Any
 import typer
 
 from taskchain.cli import _Command, output
-from taskchain.cli.config_input import load_config_file, load_config_text, parse_type_flags
 from taskchain.settings import get_settings
 from taskchain.timeparse import parse_duration
 
@@ -74,6 +73,7 @@ def submit(
 ) -> None:
     """Submit a chain: validate it, record it, run it (embedded) or queue it (distributed)."""
     from taskchain.chains import get_type
+    from taskchain.cli.config_input import load_config_file, load_config_text, parse_type_flags
     from taskchain.engine.submit import submit as submit_chain
 
     kind = get_type(chain_type)
