@@ -117,28 +117,30 @@ def follow_chain(
     rather than stderr (submit); `owner`: this process runs the chain (embedded submit).
     """
     from taskchain import core
-    from taskchain.cli import render
     from taskchain.engine import wait
     from taskchain.store.models import Status
 
-    stream_console = output.out() if to_stdout else output.err()
+    # Rich only when something is shown: `submit -q` of a chain that completes loads none.
+    console = output.out if to_stdout else output.err
     stream = "stdout" if to_stdout else "stderr"
     try:
         if json_lines:
             final = wait.follow(chain_id, timeout=timeout, on_change=_emit_chain, owner=owner)
         elif show and _live_ok(stream):
-            final = _follow_live(chain_id, stream_console, timeout, owner=owner)
+            final = _follow_live(chain_id, console(), timeout, owner=owner)
             return core.exit_code(final.chain.status)
         else:
-            lines = _Lines(stream_console)
-            final = wait.follow(
-                chain_id, timeout=timeout, on_change=lines.steps if show else None, owner=owner
-            )
+            on_change = _Lines(console()).steps if show else None
+            final = wait.follow(chain_id, timeout=timeout, on_change=on_change, owner=owner)
     except KeyboardInterrupt:
         raise _interrupted(chain_id, owner=owner) from None
     if show and not json_lines:
-        stream_console.print(render.summary_line(final.chain), markup=False, highlight=False)
+        from taskchain.cli import render
+
+        console().print(render.summary_line(final.chain), markup=False, highlight=False)
     elif not show and final.chain.status != Status.COMPLETED:
+        from taskchain.cli import render
+
         # Quiet (`submit -q`): nothing but the id, unless the chain failed, which is an error.
         output.error(render.failure_line(final.chain))
     return core.exit_code(final.chain.status)
