@@ -6,11 +6,11 @@ from typing import Annotated
 
 import typer
 
-from taskchain import core
-from taskchain.cli import output, render, workflow_view
-from taskchain.store import Status
-from taskchain.store.queries import is_orphaned
+from taskchain.cli import output
 from taskchain.timeparse import parse_duration, parse_time
+
+# The store (core), Rich's tables (render) and the chain types are imported inside each
+# command, so that `--help` of these commands loads none of them.
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
 IdArg = Annotated[
@@ -23,6 +23,9 @@ def status(chain_ref: IdArg, json: JsonFlag = False) -> None:
 
     Example: taskchain status 3f2a --json
     """
+    from taskchain import core
+    from taskchain.cli import workflow_view
+
     kind, found = core.resolve_any(chain_ref)
     if kind == "workflow":
         raise typer.Exit(workflow_view.show_status(found, json=json))
@@ -30,6 +33,8 @@ def status(chain_ref: IdArg, json: JsonFlag = False) -> None:
     if json:
         output.emit_json(output.chain_json(view))
     else:
+        from taskchain.cli import render
+
         output.out().print(render.chain_view(view))
 
 
@@ -49,6 +54,11 @@ def result(
 
     Example: taskchain result 3f2a --wait --timeout 90s --json | jq .result
     """
+    from taskchain import core
+    from taskchain.cli import workflow_view
+    from taskchain.store.models import Status
+    from taskchain.store.queries import is_orphaned
+
     limit = parse_duration(timeout, option="--timeout") if timeout is not None else None
     kind, found = core.resolve_any(chain_ref)
     if kind == "workflow":
@@ -68,6 +78,8 @@ def result(
     if json:
         output.emit_json(output.result_json(chain))
     elif chain.status == Status.COMPLETED:
+        from taskchain.cli import render
+
         typer.echo(render.value_text(chain.result))
     elif chain.status.finished:
         output.say(f"chain {chain.id} {chain.status.value}: {chain.error or 'no result'}")
@@ -100,6 +112,9 @@ def list_(
 
     Example: taskchain list --status FAILED --since 2h --json
     """
+    from taskchain import core
+    from taskchain.cli import workflow_view
+
     if workflows:
         workflow_view.show_list(statuses=status or [], limit=None if limit == 0 else limit,
                                 json=json)  # fmt: skip
@@ -115,6 +130,8 @@ def list_(
     if json:
         output.emit_json([output.chain_summary_json(c) for c in chains])
     elif chains:
+        from taskchain.cli import render
+
         output.out().print(render.chains_table(chains))
     else:
         output.say("no chains")
@@ -125,10 +142,14 @@ def stats(json: JsonFlag = False) -> None:
 
     Example: taskchain stats --json
     """
+    from taskchain import core
+
     totals = core.stats()
     if json:
         output.emit_json(output.stats_json(totals))
     else:
+        from taskchain.cli import render
+
         output.out().print(render.stats_table(totals))
 
 

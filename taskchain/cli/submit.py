@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from taskchain.chains import all_types, get_type
-from taskchain.cli import output
-from taskchain.cli.config_input import load_config_file, load_config_text, parse_type_flags
+from taskchain.cli import _Command, output
 from taskchain.errors import InvalidInput
 from taskchain.settings import get_settings
 from taskchain.timeparse import parse_duration
 
 
 def _epilog() -> str:
+    from taskchain.chains import all_types
+
     # "\b" keeps click from re-wrapping a paragraph.
     types = [f"{t.details or t.name + ': ' + t.summary}" for t in all_types(plugins=False).values()]
     examples = [
@@ -30,6 +30,15 @@ def _epilog() -> str:
         "2 bad input, 4 broker or store unreachable, 124 --timeout passed, 130 interrupted."
     )
     return "\n\n".join(["Chain types:", *types, "\b\n" + "\n".join(examples), codes])
+
+
+class _SubmitCommand(_Command):
+    """The epilog lists the chain types: they are loaded (pydantic models) only when the help
+    is shown, not whenever the app is built."""
+
+    def format_epilog(self, ctx: Any, formatter: Any) -> None:
+        self.epilog = _epilog()
+        super().format_epilog(ctx, formatter)
 
 
 def submit(
@@ -73,6 +82,8 @@ def submit(
     ] = None,
 ) -> None:
     """Submit a chain: validate it, record it, run it (embedded) or queue it (distributed)."""
+    from taskchain.chains import get_type
+    from taskchain.cli.config_input import load_config_file, load_config_text, parse_type_flags
     from taskchain.engine.submit import submit as submit_chain
 
     if batch is not None:
@@ -136,6 +147,6 @@ def _submit_batch(path: str, *, wait: bool, timeout: str | None, quiet: bool) ->
 def register(app: typer.Typer) -> None:
     app.command(
         "submit",
+        cls=_SubmitCommand,
         context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-        epilog=_epilog(),
     )(submit)
