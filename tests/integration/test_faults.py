@@ -123,7 +123,11 @@ def test_whole_worker_killed_then_replaced(
     # Only a step caught mid-computation by the kill can have run twice (at-least-once).
     assert twice <= in_flight
     assert max(runs.values()) <= 2
-    assert all(st.status == Status.COMPLETED for i in ids for st in steps_of(i))
+    steps = [st for i in ids for st in steps_of(i)]
+    assert all(st.status == Status.COMPLETED and st.result == st.index + 1 for st in steps)
+    # Exactly one record per step: each step the kill left RUNNING was claimed once more (by
+    # the redelivered message on RabbitMQ, by the recovery sweep's on Redis), no other was.
+    assert sum(st.attempts for st in steps) - len(steps) == in_flight
 
 
 def test_duplicate_message_for_a_long_step_does_not_run_it_twice_at_once(
