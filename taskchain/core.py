@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from taskchain.errors import InvalidInput, TaskchainError
 from taskchain.store import ChainRecord, Status, queries, session, transitions
 from taskchain.store.queries import ChainView, Stats, runner_label
+from taskchain.store.workflow_model import WorkflowRecord
+from taskchain.store.workflows import WorkflowView
 from taskchain.timeparse import iso
 
 
@@ -99,6 +102,10 @@ def cancel(chain_id: str, *, reason: str = "cancelled by user", terminate: bool 
         from taskchain.engine.control import revoke
 
         revoke(unfinished, terminate=terminate)
+        if view.chain.workflow_id is not None:  # a job: the jobs that need it are skipped
+            from taskchain.engine import workflow
+
+            workflow.on_chain_finished(chain_id)
     return cancelled
 
 
@@ -136,3 +143,62 @@ def exit_code(status: Status) -> int:
     if status in (Status.FAILED, Status.CANCELLED):
         return 1
     return 124
+
+
+# Workflows: an id names a chain or a workflow; a prefix matching one of each is ambiguous.
+
+
+def resolve_any(ref: str) -> tuple[str, str]:
+    """("chain" | "workflow", full id) for an id or unique prefix of either."""
+    from taskchain.errors import AmbiguousId, ChainNotFound
+    from taskchain.store import workflows as wfstore
+
+    ref = _ref(ref)
+    with session() as s:
+        flows = wfstore.matching_ids(session=s, ref=ref)
+        if flows == [ref]:
+            return "workflow", ref
+        try:
+            chains = [queries.resolve_id(session=s, ref=ref)]
+        except ChainNotFound:
+            chains = []
+        except AmbiguousId as exc:
+            chains = list(exc.matches)
+    if ref in chains:
+        return "chain", ref
+    if len(flows) + len(chains) > 1:
+        raise AmbiguousId(ref, flows + chains)
+    if flows:
+        return "workflow", flows[0]
+    if chains:
+        return "chain", chains[0]
+    raise ChainNotFound(ref)
+
+
+def get_workflow(workflow_id: str) -> WorkflowView:
+    from taskchain.errors import ChainNotFound
+    from taskchain.store import workflows as wfstore
+
+    with session() as s:
+        view = wfstore.get(session=s, workflow_id=workflow_id)
+    if view is None:
+        raise ChainNotFound(workflow_id)
+    return view
+
+
+def list_workflows(*, statuses: Sequence[str] = (), limit: int | None = 20) -> list[WorkflowRecord]:
+    from taskchain.store import workflows as wfstore
+
+    parsed = [parse_status(s) for s in statuses]
+    with session() as s:
+        return wfstore.list_workflows(session=s, statuses=parsed, limit=limit)
+
+
+def workflow_outputs(view: WorkflowView) -> dict[str, Any]:
+    """Each COMPLETED job's named outputs (`{job: {name: value}}`); other jobs: None."""
+    from taskchain.engine.workflow import output_values
+
+    return {
+        chain.job or chain.id: output_values(chain) if chain.status == Status.COMPLETED else None
+        for chain in view.jobs
+    }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-import pkgutil
+import importlib.util
 from typing import TypeVar
 
 from taskchain.chains.base import ChainType, StepContext, StepPlan
@@ -29,17 +29,33 @@ def register(cls: T) -> T:
 def _load_builtin() -> None:
     global _builtin_loaded
     if not _builtin_loaded:
+        import pkgutil
+
         for module in pkgutil.iter_modules(__path__):
             if module.name != "base" and not module.name.startswith("_"):
                 importlib.import_module(f"{__name__}.{module.name}")
         _builtin_loaded = True
 
 
-def _load_plugins() -> None:
-    """Modules named in TASKCHAIN_PLUGINS, for chain types that live outside this package."""
+def _load_named(type_name: str) -> None:
+    """Only the built-in module a type is named after (math_chain: chains/math.py), if there
+    is one: a command that needs one type does not build every type's config models."""
+    stem = type_name.removesuffix("_chain")
+    if stem == type_name or not stem.isidentifier() or stem.startswith("_") or stem == "base":
+        return
+    if importlib.util.find_spec(f"{__name__}.{stem}") is not None:
+        importlib.import_module(f"{__name__}.{stem}")
+
+
+def _plugin_names() -> list[str]:
     from taskchain.settings import get_settings
 
-    for name in filter(None, (p.strip() for p in get_settings().plugins.split(","))):
+    return list(filter(None, (p.strip() for p in get_settings().plugins.split(","))))
+
+
+def _load_plugins() -> None:
+    """Modules named in TASKCHAIN_PLUGINS, for chain types that live outside this package."""
+    for name in _plugin_names():
         if name in _plugins_loaded:
             continue
         try:
@@ -58,6 +74,11 @@ def all_types(*, plugins: bool = True) -> dict[str, type[ChainType]]:
 
 
 def get_type(name: str) -> type[ChainType]:
+    if not _builtin_loaded and name not in _registry:
+        _load_named(name)
+    # Plug-ins may replace a built-in type, so with any configured, look at every type.
+    if name in _registry and not _plugin_names():
+        return _registry[name]
     types = all_types()
     if name not in types:
         raise InvalidInput(f"unknown chain type {name!r} (known: {', '.join(types)})")

@@ -5,28 +5,46 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeGuard
 
 import typer
-from pydantic import ValidationError
+import typer.main
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 from typer._click.utils import PacifyFlushWrapper
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from taskchain import __version__, settings
-from taskchain.chains.base import describe_validation_error
+from taskchain.cli import lazy
 from taskchain.errors import TaskchainError
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+# Start-up cost: `taskchain --help` must not pay for the libraries a command uses (SQLAlchemy,
+# pydantic-settings, Celery, Rich's tables). So every module of this package imports the store,
+# the settings model, the engine and the renderers inside the functions that use them, and
+# only cheap types appear in command signatures (Typer evaluates them at registration).
+# tests/cli/test_imports.py checks which modules each command loads.
 
 
 class _Group(TyperGroup):
     """Turns every TaskchainError into `taskchain: error: ...` and its exit code."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        lazy.defer_coercion(self.get_params(ctx))
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except TaskchainError as exc:
             fail(str(exc), exc.exit_code)
-        except ValidationError as exc:  # settings from the environment or global options
+        except Exception as exc:
+            if not _is_validation_error(exc):
+                raise
+            # settings from the environment or global options
+            from taskchain.chains.base import describe_validation_error
+
             fail(f"invalid setting: {describe_validation_error(exc)}", 2)
         except KeyboardInterrupt:
             fail("interrupted", 130)
@@ -66,14 +84,24 @@ class _Group(TyperGroup):
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         # Each command's whole one-line summary, wrapped if need be, never cut with "...".
+        commands = self.commands
+        # Each listed from its help alone: `taskchain --help` builds no command.
+        look = commands.summary if isinstance(commands, lazy.Commands) else commands.get
         rows = [
             (name, command.get_short_help_str(limit=1000))
             for name in self.list_commands(ctx)
-            if (command := self.get_command(ctx, name)) is not None and not command.hidden
+            if (command := look(name)) is not None and not command.hidden
         ]
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
+
+
+def _is_validation_error(exc: BaseException) -> TypeGuard[ValidationError]:
+    """A pydantic ValidationError, without importing pydantic: if one was raised, pydantic_core
+    is loaded already."""
+    pydantic_core = sys.modules.get("pydantic_core")
+    return pydantic_core is not None and isinstance(exc, pydantic_core.ValidationError)
 
 
 class _Command(TyperCommand):
@@ -85,6 +113,10 @@ class _Command(TyperCommand):
         from taskchain.cli import complete
 
         complete.attach(self.params)
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        lazy.defer_coercion(self.get_params(ctx))
+        return super().parse_args(ctx, args)
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []
@@ -104,6 +136,24 @@ class _Typer(typer.Typer):
 
     def command(self, *args: Any, cls: type[TyperCommand] | None = None, **kwargs: Any) -> Any:
         return super().command(*args, cls=cls or _Command, **kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the app as Typer does, but build only the command that runs (see lazy.py).
+        (Typer's own __call__ only adds its pretty tracebacks, which are off here.)"""
+        infos, self.registered_commands = self.registered_commands, []
+        try:
+            group: Any = typer.main.get_command(self)  # its options and sub-groups only
+        finally:
+            self.registered_commands = infos
+        group.commands = lazy.Commands(infos, group.commands, self._build)
+        return group(*args, **kwargs)
+
+    def _build(self, info: Any) -> Any:
+        return typer.main.get_command_from_info(
+            info,
+            pretty_exceptions_short=self.pretty_exceptions_short,
+            rich_markup_mode=self.rich_markup_mode,
+        )
 
 
 def fail_line(message: str) -> None:
@@ -218,9 +268,9 @@ def _global(
 
 
 def _register() -> None:
-    from taskchain.cli import db, manage, ops, read, submit, watch
+    from taskchain.cli import db, manage, ops, read, run, submit, watch
 
-    for module in (submit, read, watch, manage, ops, db):
+    for module in (submit, run, read, watch, manage, ops, db):
         module.register(app)
 
 

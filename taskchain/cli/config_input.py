@@ -6,10 +6,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from taskchain.chains import ChainType
 from taskchain.errors import InvalidInput
+
+if TYPE_CHECKING:  # the chain types import pydantic: not for `submit --help`
+    from taskchain.chains import ChainType
 
 
 class _FlagParser(argparse.ArgumentParser):

@@ -7,11 +7,12 @@ from typing import Annotated, Any
 
 import typer
 
-from taskchain import core
 from taskchain.cli import output
 from taskchain.cli.watch import Interrupted
 from taskchain.errors import InvalidInput
 from taskchain.settings import get_settings
+
+# `core` (the store) is imported inside each command, so that `--help` does not load it.
 
 
 def delete(
@@ -29,6 +30,8 @@ def delete(
 
     Example: taskchain delete 3f2a 9bc1 --yes
     """
+    from taskchain import core
+
     ids = [core.resolve(ref) for ref in chain_refs]
     if not yes:
         if not _interactive():
@@ -153,7 +156,13 @@ def cancel(
 
     Example: taskchain cancel 3f2a
     """
-    chain_id = core.resolve(chain_ref)
+    from taskchain import core
+
+    kind, chain_id = core.resolve_any(chain_ref)
+    if kind == "workflow":
+        from taskchain.cli.workflow_view import cancel_workflow
+
+        return cancel_workflow(chain_id)
     if core.cancel(chain_id, terminate=terminate):
         output.say(f"cancelled {chain_id}")
     else:
@@ -173,9 +182,14 @@ def retry(
 
     Example: taskchain retry 3f2a --wait
     """
+    from taskchain import core
     from taskchain.engine.submit import retry as retry_chain
 
-    chain_id = core.resolve(chain_ref)
+    kind, chain_id = core.resolve_any(chain_ref)
+    if kind == "workflow":
+        from taskchain.cli.workflow_view import retry_workflow
+
+        raise typer.Exit(retry_workflow(chain_id, wait=wait, quiet=quiet))
     first = retry_chain(chain_id)
     if not quiet:
         output.say(f"retrying chain {chain_id} from step {first + 1}")

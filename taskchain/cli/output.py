@@ -6,13 +6,15 @@ import json
 import os
 import sys
 from functools import cache
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from rich.console import Console
-
-from taskchain.store.models import ChainRecord, StepRecord
-from taskchain.store.queries import ChainView, Stats, is_orphaned
 from taskchain.timeparse import iso
+
+if TYPE_CHECKING:  # imported where used: `--help` loads neither Rich's console nor the store
+    from rich.console import Console
+
+    from taskchain.store.models import ChainRecord, StepRecord
+    from taskchain.store.queries import ChainView, Stats
 
 SCHEMA_VERSION = 1
 
@@ -35,6 +37,8 @@ def plain(stream: TextIO | None = None) -> bool:
 
 @cache
 def _console(stderr: bool, is_plain: bool, stream_id: int) -> Console:
+    from rich.console import Console
+
     if is_plain:
         # Wide enough that no cell is ever cut; no colour, no markup surprises.
         return Console(stderr=stderr, no_color=True, highlight=False, width=10_000, soft_wrap=True)
@@ -91,6 +95,8 @@ def chain_json(view: ChainView) -> dict[str, Any]:
 
 
 def chain_summary_json(chain: ChainRecord) -> dict[str, Any]:
+    from taskchain.store.queries import is_orphaned
+
     return {
         "schema_version": SCHEMA_VERSION,
         "id": chain.id,

@@ -6,14 +6,16 @@ from typing import Annotated
 
 import typer
 
-from taskchain import core
-from taskchain.cli import output, render
-from taskchain.store import Status
-from taskchain.store.queries import is_orphaned
+from taskchain.cli import output
 from taskchain.timeparse import parse_duration, parse_time
 
+# The store (core), Rich's tables (render) and the chain types are imported inside each
+# command, so that `--help` of these commands loads none of them.
+
 JsonFlag = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
-IdArg = Annotated[str, typer.Argument(metavar="ID", help="Chain id or unique prefix.")]
+IdArg = Annotated[
+    str, typer.Argument(metavar="ID", help="Chain or workflow id, or a unique prefix.")
+]
 
 
 def status(chain_ref: IdArg, json: JsonFlag = False) -> None:
@@ -21,10 +23,18 @@ def status(chain_ref: IdArg, json: JsonFlag = False) -> None:
 
     Example: taskchain status 3f2a --json
     """
-    view = core.get(chain_ref)
+    from taskchain import core
+    from taskchain.cli import workflow_view
+
+    kind, found = core.resolve_any(chain_ref)
+    if kind == "workflow":
+        raise typer.Exit(workflow_view.show_status(found, json=json))
+    view = core.get(found)
     if json:
         output.emit_json(output.chain_json(view))
     else:
+        from taskchain.cli import render
+
         output.out().print(render.chain_view(view))
 
 
@@ -44,8 +54,16 @@ def result(
 
     Example: taskchain result 3f2a --wait --timeout 90s --json | jq .result
     """
+    from taskchain import core
+    from taskchain.cli import workflow_view
+    from taskchain.store.models import Status
+    from taskchain.store.queries import is_orphaned
+
     limit = parse_duration(timeout, option="--timeout") if timeout is not None else None
-    view = core.get(chain_ref)
+    kind, found = core.resolve_any(chain_ref)
+    if kind == "workflow":
+        raise typer.Exit(workflow_view.show_result(found, json=json, wait=wait, timeout=limit))
+    view = core.get(found)
     if wait and not view.chain.status.finished and not is_orphaned(view.chain):
         from taskchain.cli.watch import wait_for
 
@@ -60,6 +78,8 @@ def result(
     if json:
         output.emit_json(output.result_json(chain))
     elif chain.status == Status.COMPLETED:
+        from taskchain.cli import render
+
         typer.echo(render.value_text(chain.result))
     elif chain.status.finished:
         output.say(f"chain {chain.id} {chain.status.value}: {chain.error or 'no result'}")
@@ -84,11 +104,21 @@ def list_(
     ] = 20,
     offset: Annotated[int, typer.Option(help="Skip this many of the newest first.")] = 0,
     json: JsonFlag = False,
+    workflows: Annotated[
+        bool, typer.Option("--workflows", "-W", help="List workflows instead of chains.")
+    ] = False,
 ) -> None:
-    """List chains, newest first.
+    """List chains (or, with --workflows, workflows), newest first.
 
     Example: taskchain list --status FAILED --since 2h --json
     """
+    from taskchain import core
+    from taskchain.cli import workflow_view
+
+    if workflows:
+        workflow_view.show_list(statuses=status or [], limit=None if limit == 0 else limit,
+                                json=json)  # fmt: skip
+        return
     chains = core.list_chains(
         statuses=status or [],
         types=chain_type or [],
@@ -100,6 +130,8 @@ def list_(
     if json:
         output.emit_json([output.chain_summary_json(c) for c in chains])
     elif chains:
+        from taskchain.cli import render
+
         output.out().print(render.chains_table(chains))
     else:
         output.say("no chains")
@@ -110,10 +142,14 @@ def stats(json: JsonFlag = False) -> None:
 
     Example: taskchain stats --json
     """
+    from taskchain import core
+
     totals = core.stats()
     if json:
         output.emit_json(output.stats_json(totals))
     else:
+        from taskchain.cli import render
+
         output.out().print(render.stats_table(totals))
 
 

@@ -17,8 +17,6 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from taskchain.chains import all_types
-from taskchain.chains.base import ChainType, brief
 from taskchain.core import orphan_detail
 from taskchain.store.models import ChainRecord, Status, StepRecord
 from taskchain.store.queries import ChainView, Stats, is_orphaned
@@ -59,9 +57,12 @@ def result_summary(chain_type: str, result: Any) -> str:
     `result`, `status --json` and `watch --json`."""
     if result is None:
         return ""
+    # Only this type's module, not every type's (an unknown type: the default summary).
+    from taskchain.chains import get_type
+    from taskchain.chains.base import brief
+
     try:
-        kind = all_types().get(chain_type, ChainType)
-        return kind.summarize(result)
+        return get_type(chain_type).summarize(result)
     except Exception:  # a plug-in's summary (or its import) must never break a watcher
         return brief(result)
 

@@ -11,19 +11,22 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console, Group
 
-from taskchain import core
-from taskchain.cli import live, output, render
-from taskchain.engine import wait
+from taskchain.cli import output
 from taskchain.errors import ChainNotFound, StoreUnavailable, TaskchainError
 from taskchain.settings import get_settings
-from taskchain.store import Status
-from taskchain.store.queries import ChainView, is_orphaned
 from taskchain.timeparse import parse_duration
+
+# The store, the engine and Rich are imported inside the functions that use them: `submit`,
+# `result` and `manage` import this module, and `--help` must not load them.
+if TYPE_CHECKING:
+    from rich.console import Console, Group
+
+    from taskchain.cli import live
+    from taskchain.store.queries import ChainView
 
 #: Lines a live frame needs besides the step rows: title, progress, table head, result, slack.
 _FRAME_LINES = 8
@@ -43,6 +46,8 @@ def _interrupted(chain_id: str | None, *, owner: bool) -> Interrupted:
     if chain_id is None:
         return Interrupted("interrupted; the chains go on (taskchain watch to follow them again)")
     if owner and get_settings().embedded:
+        from taskchain import core
+
         # The chain runs in this process and dies with it: record that, rather than leave it
         # RUNNING forever. (The worker thread checks the flag before each step.)
         with contextlib.suppress(TaskchainError):  # the store is gone too: nothing to record
@@ -67,6 +72,9 @@ class _Lines:
         self.console.print(line, markup=False, highlight=False)
 
     def steps(self, view: ChainView) -> None:
+        from taskchain.cli import render
+        from taskchain.store.models import Status
+
         for step in view.steps:
             if step.status in (Status.PENDING, Status.SKIPPED):  # nothing happened to it
                 continue
@@ -77,6 +85,8 @@ class _Lines:
 
 
 def _live_draw(console: Console) -> live.Draw[ChainView]:
+    from taskchain.cli import render
+
     ascii = console.options.ascii_only
 
     def draw(view: ChainView, now: datetime, frame: int | None, rows: int | None) -> Group:
@@ -87,6 +97,8 @@ def _live_draw(console: Console) -> live.Draw[ChainView]:
 
 
 def _live_key(view: ChainView, now: datetime, frame: int) -> object:
+    from taskchain.cli import render
+
     return render.live_key(view, now=now, frame=frame)
 
 
@@ -104,24 +116,31 @@ def follow_chain(
     `show`: a live table on a terminal, plain lines otherwise; `to_stdout`: on stdout (watch)
     rather than stderr (submit); `owner`: this process runs the chain (embedded submit).
     """
-    stream_console = output.out() if to_stdout else output.err()
+    from taskchain import core
+    from taskchain.engine import wait
+    from taskchain.store.models import Status
+
+    # Rich only when something is shown: `submit -q` of a chain that completes loads none.
+    console = output.out if to_stdout else output.err
     stream = "stdout" if to_stdout else "stderr"
     try:
         if json_lines:
             final = wait.follow(chain_id, timeout=timeout, on_change=_emit_chain, owner=owner)
         elif show and _live_ok(stream):
-            final = _follow_live(chain_id, stream_console, timeout, owner=owner)
+            final = _follow_live(chain_id, console(), timeout, owner=owner)
             return core.exit_code(final.chain.status)
         else:
-            lines = _Lines(stream_console)
-            final = wait.follow(
-                chain_id, timeout=timeout, on_change=lines.steps if show else None, owner=owner
-            )
+            on_change = _Lines(console()).steps if show else None
+            final = wait.follow(chain_id, timeout=timeout, on_change=on_change, owner=owner)
     except KeyboardInterrupt:
         raise _interrupted(chain_id, owner=owner) from None
     if show and not json_lines:
-        stream_console.print(render.summary_line(final.chain), markup=False, highlight=False)
+        from taskchain.cli import render
+
+        console().print(render.summary_line(final.chain), markup=False, highlight=False)
     elif not show and final.chain.status != Status.COMPLETED:
+        from taskchain.cli import render
+
         # Quiet (`submit -q`): nothing but the id, unless the chain failed, which is an error.
         output.error(render.failure_line(final.chain))
     return core.exit_code(final.chain.status)
@@ -129,6 +148,8 @@ def follow_chain(
 
 def wait_for(chain_id: str, *, timeout: float | None) -> ChainView:
     """`result --wait`: the live view on stderr when it is a terminal, silent otherwise."""
+    from taskchain.engine import wait
+
     try:
         if _live_ok("stderr"):
             return _follow_live(chain_id, output.err(), timeout)
@@ -144,6 +165,9 @@ def _live_ok(stream: str) -> bool:
 def _follow_live(
     chain_id: str, console: Console, timeout: float | None, *, owner: bool = False
 ) -> ChainView:
+    from taskchain.cli import live, render
+    from taskchain.engine import wait
+
     first = wait.read(chain_id)
     if first.chain.status.finished:  # nothing will move: the final table, once
         console.print(render.live_view(first, ascii=console.options.ascii_only))
@@ -169,6 +193,8 @@ def _state(view: ChainView) -> tuple[object, ...]:
 
 def _settled(view: ChainView) -> bool:
     """Nothing more to wait for: finished, or orphaned (it moves again only if retried)."""
+    from taskchain.store.queries import is_orphaned
+
     return view.chain.status.finished or is_orphaned(view.chain)
 
 
@@ -180,6 +206,8 @@ def follow_all(
 ) -> list[ChainView]:
     """Poll every PENDING/RUNNING chain (and those seen so, until they finish) until none is
     active; call `on_change(all_views, changed_views)`. Waits out brief store outages."""
+    from taskchain.engine import wait
+
     start = time.monotonic()
     views: dict[str, ChainView] = {}
     orphans = _Orphans()
@@ -220,6 +248,9 @@ class _Orphans:
     def sort(
         self, views: dict[str, ChainView], before: set[str], changed: list[ChainView]
     ) -> list[ChainView]:
+        from taskchain import core
+        from taskchain.store.queries import is_orphaned
+
         for chain_id in set(views) - before:
             if is_orphaned(views[chain_id].chain):
                 view = views.pop(chain_id)
@@ -237,6 +268,9 @@ class _Orphans:
 
 def _poll_all(views: dict[str, ChainView]) -> list[ChainView]:
     """Read the active chains into `views` (oldest first); return the views that changed."""
+    from taskchain import core
+    from taskchain.engine import wait
+
     active = core.list_chains(statuses=["PENDING", "RUNNING"], limit=None)
     tracked = [i for i, v in views.items() if not v.chain.status.finished]
     changed = []
@@ -254,6 +288,10 @@ def _poll_all(views: dict[str, ChainView]) -> list[ChainView]:
 
 def watch_all(*, timeout: float | None, json_lines: bool) -> int:
     """Follow every active chain until none is; 0 if every one watched COMPLETED, else 1."""
+    from taskchain.cli import render
+    from taskchain.store.models import Status
+    from taskchain.store.queries import is_orphaned
+
     console = output.out()
     since = datetime.now(UTC)
     try:
@@ -285,6 +323,10 @@ class _AllLines(_Lines):
         self.ids: set[str] = set()
 
     def __call__(self, _all: list[ChainView], changed: list[ChainView]) -> None:
+        from taskchain import core
+        from taskchain.cli import render
+        from taskchain.store.queries import is_orphaned
+
         for view in changed:
             if view.chain.id not in self.ids:
                 self.ids.add(view.chain.id)
@@ -303,6 +345,8 @@ def _emit_changed(_all: list[ChainView], changed: list[ChainView]) -> None:
 
 
 def _watch_all_live(console: Console, since: datetime, timeout: float | None) -> list[ChainView]:
+    from taskchain.cli import live, render
+
     ascii = console.options.ascii_only
 
     def draw(
@@ -341,10 +385,18 @@ def watch(
 
     Example: taskchain watch 3f2a && echo done; taskchain watch --json | jq -c .status
     """
+    from taskchain import core
+
     limit = parse_duration(timeout, option="--timeout") if timeout is not None else None
     if chain_ref is None:
         raise typer.Exit(watch_all(timeout=limit, json_lines=json))
-    chain_id = core.resolve(chain_ref)
+    kind, chain_id = core.resolve_any(chain_ref)
+    if kind == "workflow":
+        from taskchain.cli.workflow_view import follow
+
+        raise typer.Exit(
+            follow(chain_id, timeout=limit, show=True, json_lines=json, to_stdout=True)
+        )
     code = follow_chain(chain_id, timeout=limit, show=True, json_lines=json, to_stdout=True)
     raise typer.Exit(code)
 

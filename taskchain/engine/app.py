@@ -77,10 +77,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         },
         "worker_cancel_long_running_tasks_on_connection_loss": False,
     }
-    if settings.embedded:
-        # The in-memory transport is polled; its default second would dominate a short chain.
-        config["broker_transport_options"]["polling_interval"] = 0.005
-    else:
+    if not settings.embedded:
         # Task events, so that Flower and `celery events` see every step from the moment it
         # is queued (the worker's own switch is `taskchain worker --no-events`). Embedded,
         # nobody could listen: the transport lives inside the submitting process.

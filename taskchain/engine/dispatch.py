@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from celery import Celery
 
@@ -28,16 +29,23 @@ class ResultBackendUnavailable(BrokerUnavailable):
 
 
 def publish(
-    app: Celery, *, chain_id: str, index: int, queue: str, task_id: str, shadow: str
+    app: Celery,
+    *,
+    chain_id: str,
+    index: int,
+    queue: str,
+    task_id: str,
+    shadow: str,
+    producer: Any = None,
 ) -> None:
     """Send one step. `queue` is its family (as recorded), `shadow` the name Celery's tools
-    show for it (see `step_task_name`)."""
+    show for it (see `step_task_name`); `producer` reuses one connection for many sends."""
     from kombu.exceptions import OperationalError as KombuOperationalError
 
     try:
         app.send_task(
             STEP_TASK, args=[chain_id, index], queue=queue_name(queue), task_id=task_id,
-            shadow=shadow,
+            shadow=shadow, producer=producer,
         )  # fmt: skip
     except Exception as exc:
         backend_error = _result_backend_error(app, exc)
@@ -107,15 +115,16 @@ def send_step(chain_id: str, index: int, *, app: Celery | None = None) -> None:
 def start(
     chain_id: str, index: int, *, queue: str, task_id: str, shadow: str | None = None
 ) -> None:
-    """Send the step a chain starts (or restarts) from; embedded, start the worker first.
+    """Send the step a chain starts (or restarts) from; embedded, to this process's runner.
 
     Without `shadow` (the caller did not have the step's name at hand) it is read from the
     store.
     """
     if get_settings().embedded:
-        from taskchain.engine.embedded import ensure_worker
+        from taskchain.engine import embedded
 
-        ensure_worker()
+        embedded.send(chain_id, index)
+        return
     if shadow is None:
         recorded = _recorded(chain_id, index)
         shadow = recorded[2] if recorded else STEP_TASK
@@ -124,6 +133,30 @@ def start(
             get_app(), chain_id=chain_id, index=index, queue=queue, task_id=task_id,
             shadow=shadow,
         )  # fmt: skip
+
+
+def start_many(steps: Sequence[tuple[str, int, str, str, str]], *, sent: list[str]) -> None:
+    """`start` for many chains at once, (chain_id, index, queue, task_id, shadow) each: one
+    broker connection and producer for all (a batch submit). Appends each chain id to `sent` once
+    its step reached the broker, so that a caller can tell what a failure left unsent."""
+    if get_settings().embedded:
+        from taskchain.engine import embedded
+
+        for chain_id, index, *_ in steps:
+            embedded.send(chain_id, index)
+            sent.append(chain_id)
+        return
+    if not steps:
+        return
+    app = get_app()
+    # The pool's producer connects lazily: a dead broker shows at the first publish.
+    with _quiet_result_backend_log(), app.producer_or_acquire() as producer:
+        for chain_id, index, queue, task_id, shadow in steps:
+            publish(
+                app, chain_id=chain_id, index=index, queue=queue, task_id=task_id,
+                shadow=shadow, producer=producer,
+            )  # fmt: skip
+            sent.append(chain_id)
 
 
 @contextmanager

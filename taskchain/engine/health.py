@@ -28,7 +28,7 @@ def report(settings: Settings) -> dict[str, Any]:
         "store": _store_state(),
     }
     if settings.embedded:
-        facts["broker"] = "embedded (in-process memory transport)"
+        facts["broker"] = "embedded (steps run inside the submitting process)"
         facts["workers"] = []
     else:
         facts["broker"], facts["workers"] = _broker_state(settings)

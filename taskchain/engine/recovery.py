@@ -38,6 +38,10 @@ def sweep(app: Celery) -> list[tuple[str, int]]:
         send_step(chain_id, index, app=app)
     if stale:
         log.warning("recovery: re-sent %d step(s) whose message was lost", len(stale))
+    from taskchain.engine import workflow
+
+    if workflow.sweep_stalled(app):  # a fan-in lost with a killed process
+        log.warning("recovery: advanced workflows whose fan-in was lost")
     return stale
 
 

@@ -1,8 +1,9 @@
 """Run one step against the store: claim it, compute it, record it. No Celery in here.
 
-A claim is a lease held by a token unique to this execution. While the step computes, a
-heartbeat renews the lease; if the worker dies, the lease expires and another worker may
-take the step over. Only the lease holder records the outcome, so a step is recorded once.
+A claim is a lease held by a token unique to this execution. While the step computes, the
+process's lease thread (leases.py) renews it; if the worker dies, the lease expires and
+another worker may take the step over. Only the lease holder records the outcome, so a
+step is recorded once.
 """
 
 from __future__ import annotations
@@ -11,22 +12,24 @@ import json
 import logging
 import os
 import socket
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 from taskchain.chains import StepContext, StepPlan, get_type
-from taskchain.engine import owner
+from taskchain.engine import events, leases, owner
+from taskchain.engine.queues import step_task_name
 from taskchain.engine.submit import workspace_mismatch
 from taskchain.errors import StepError, StoreUnavailable, TaskchainError
 from taskchain.settings import get_settings
 from taskchain.store import Status, queries, session, transitions
+from taskchain.store.db import transaction
 from taskchain.store.models import utcnow
+from taskchain.store.transitions import Claimed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -40,16 +43,6 @@ class Busy:
     """Another live worker holds the step; look again after `seconds`."""
 
     seconds: float
-
-
-@dataclass(frozen=True)
-class Failed:
-    """This execution failed the step (recorded FAILED) for `reason`."""
-
-    reason: str
-
-
-Outcome = int | Busy | Failed | None  # next step to send, busy, failed, or nothing to do
 
 
 def with_store_retry(fn: Callable[[], T], *, patience: float = STORE_PATIENCE) -> T:
@@ -68,59 +61,62 @@ def with_store_retry(fn: Callable[[], T], *, patience: float = STORE_PATIENCE) -
 
 
 @dataclass(frozen=True)
-class _Claim:
-    type_name: str
-    config: Any
-    plan: StepPlan
-    previous: Any
-    step_count: int
+class Next:
+    """Send step `index` now, under `task_id` on `queue` (as recorded); `shadow` is the name
+    Celery's tools show for it (`math_chain.add`)."""
+
+    index: int
+    queue: str
+    task_id: str
+    shadow: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The step was recorded FAILED for `reason` (the Celery task then reports FAILURE)."""
+
+    reason: str
+
+
+Step = Next | Busy | Failed | None  # what `run_step` asks its caller to do
+Outcome = int | Busy | Failed | None  # `execute_step`: the next step's index instead of Next
 
 
 def execute_step(chain_id: str, index: int, *, worker: str) -> Outcome:
-    """Run step `index` once; return what to do next (see `Outcome`).
+    """Run step `index` once; return the index of the next step to send, Busy, or None."""
+    outcome = run_step(chain_id, index, worker=worker)
+    return outcome.index if isinstance(outcome, Next) else outcome
+
+
+def run_step(chain_id: str, index: int, *, worker: str) -> Step:
+    """Run step `index` once; return what to do next (see `Step`).
 
     Safe to call again for the same step (a redelivered message): a finished step is not run
     again, and a finished step that was not followed yet is followed now.
+
+    Two short write transactions in the common case: the claim, one UPDATE ... RETURNING
+    that also reads what the step needs, and the record, which also marks the next step
+    sent and returns its queue and task id. Anything unusual (a step held by another
+    worker, finished, over its attempts, a chain cancelled or in another workspace) takes
+    the careful path, `_claim_slowly`, which reads first and decides.
     """
     settings = get_settings()
     token = f"{worker}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
-    def claim() -> _Claim | Outcome:
-        with session(write=True) as s:
-            chain = s.get(queries.ChainRecord, chain_id)
-            step = queries.get_step(session=s, chain_id=chain_id, index=index)
-            if chain is None or step is None or chain.status.finished or chain.cancel_requested:
-                return None
-            if step.status == Status.COMPLETED:
-                return _follow_on(s, chain_id, index, chain.step_count)
-            if step.status.finished:
-                return None
-            if settings.embedded and chain.runner not in (None, owner.token()):
-                return None  # a retry elsewhere took this chain over from this process
-            mismatch = workspace_mismatch(chain, settings.workspace, who=_who(worker))
-            if mismatch and _claimable(step):
-                transitions.fail_step(session=s, chain_id=chain_id, index=index, error=mismatch)
-                return Failed(mismatch)
-            if step.attempts >= MAX_ATTEMPTS and _claimable(step):
-                lost = f"gave up after {step.attempts} attempts (its worker was lost each time)"
-                transitions.fail_step(session=s, chain_id=chain_id, index=index, error=lost)
-                return Failed(lost)
-            lease = utcnow() + timedelta(seconds=settings.step_lease)
-            if not transitions.claim_step(
-                session=s, chain_id=chain_id, index=index, token=token, lease_until=lease
-            ):
-                remaining = (step.lease_expires_at or utcnow()) - utcnow()
-                return Busy(max(1.0, remaining.total_seconds() + 1.0))
-            previous = None
-            if index > 0:
-                before = queries.get_step(session=s, chain_id=chain_id, index=index - 1)
-                previous = before.result if before else None
-            plan = StepPlan(name=step.name, params=dict(step.params))
-            return _Claim(chain.type, chain.config, plan, previous, chain.step_count)
+    def claim() -> Claimed | Step:
+        lease = utcnow() + timedelta(seconds=settings.step_lease)
+        with transaction(write=True) as conn:
+            claimed = transitions.claim_and_read(
+                conn, chain_id=chain_id, index=index, token=token, lease_until=lease,
+                workspace=_workspace(settings.workspace), max_attempts=MAX_ATTEMPTS,
+                runner=owner.token() if settings.embedded else None,
+            )  # fmt: skip
+        return claimed if claimed is not None else _claim_slowly(chain_id, index, token, worker)
 
     claimed = with_store_retry(claim)
-    if not isinstance(claimed, _Claim):
+    if not isinstance(claimed, Claimed):
         return claimed
+    events.publish(chain_id, f"{index}:RUNNING")
     ctx = StepContext(
         chain_id=chain_id,
         index=index,
@@ -129,22 +125,75 @@ def execute_step(chain_id: str, index: int, *, worker: str) -> Outcome:
         report=lambda message: _report(chain_id, index, token, message),
     )
     try:
-        with _heartbeat(chain_id, index, token, settings.step_lease):
+        with leases.held(chain_id, index, token):
             result = _compute(claimed, ctx)
     except _StepFailed as failure:
         reason = str(failure)
         with_store_retry(lambda: _record_failure(chain_id, index, token, reason))
+        events.publish(chain_id, f"{index}:{events.END}")  # a failed step ends its chain
         return Failed(reason)
     last = index + 1 >= claimed.step_count
 
-    def record() -> bool:
-        with session(write=True) as s:
-            return transitions.complete_step(
-                session=s, chain_id=chain_id, index=index, token=token, result=result, last=last
+    def record() -> transitions.Recorded | None:
+        with transaction(write=True) as conn:
+            return transitions.record_result(
+                conn, chain_id=chain_id, index=index, token=token, result=result, last=last
             )
 
     recorded = with_store_retry(record)
-    return index + 1 if recorded and not last else None
+    events.publish(chain_id, f"{index}:{events.END if last else 'COMPLETED'}")
+    if recorded is None or recorded.next is None:
+        return None
+    queue, task_id, name = recorded.next
+    return Next(index + 1, queue, task_id, step_task_name(claimed.type, name))
+
+
+_workspaces: dict[Path, str] = {}
+
+
+def _workspace(folder: Path) -> str:
+    """The resolved workspace as chains record it (resolved once: it is a system call)."""
+    resolved = _workspaces.get(folder)
+    if resolved is None:
+        resolved = _workspaces[folder] = str(folder.resolve())
+    return resolved
+
+
+def _claim_slowly(chain_id: str, index: int, token: str, worker: str) -> Claimed | Step:
+    """The claim for every case that is not plain: read the chain and the step, then decide."""
+    settings = get_settings()
+    with session(write=True) as s:
+        chain = s.get(queries.ChainRecord, chain_id)
+        step = queries.get_step(session=s, chain_id=chain_id, index=index)
+        if chain is None or step is None or chain.status.finished or chain.cancel_requested:
+            return None
+        if step.status == Status.COMPLETED:
+            return _follow_on(s, chain_id, index, chain.step_count, chain.type)
+        if step.status.finished:
+            return None
+        if settings.embedded and chain.runner not in (None, owner.token()):
+            return None  # a retry elsewhere took this chain over from this process
+        mismatch = workspace_mismatch(chain, settings.workspace, who=_who(worker))
+        if mismatch and _claimable(step):
+            transitions.fail_step(session=s, chain_id=chain_id, index=index, error=mismatch)
+            return Failed(mismatch)
+        if step.attempts >= MAX_ATTEMPTS and _claimable(step):
+            lost = f"gave up after {step.attempts} attempts (its worker was lost each time)"
+            transitions.fail_step(session=s, chain_id=chain_id, index=index, error=lost)
+            return Failed(lost)
+        lease = utcnow() + timedelta(seconds=settings.step_lease)
+        if not transitions.claim_step(
+            session=s, chain_id=chain_id, index=index, token=token, lease_until=lease
+        ):
+            remaining = (step.lease_expires_at or utcnow()) - utcnow()
+            return Busy(max(1.0, remaining.total_seconds() + 1.0))
+        previous = None
+        if index > 0:
+            before = queries.get_step(session=s, chain_id=chain_id, index=index - 1)
+            previous = before.result if before else None
+        return Claimed(
+            step.name, dict(step.params), chain.type, chain.config, chain.step_count, previous
+        )
 
 
 def _who(worker: str) -> str:
@@ -159,50 +208,47 @@ def _claimable(step: queries.StepRecord) -> bool:
     )
 
 
-def _follow_on(s: Any, chain_id: str, index: int, step_count: int) -> int | None:
+def _follow_on(s: Any, chain_id: str, index: int, step_count: int, chain_type: str) -> Next | None:
     """After a finished step: the next one, if it still waits for its message."""
     if index + 1 >= step_count:
         return None
     nxt = queries.get_step(session=s, chain_id=chain_id, index=index + 1)
-    return index + 1 if nxt is not None and nxt.status == Status.PENDING else None
-
-
-@contextmanager
-def _heartbeat(chain_id: str, index: int, token: str, lease: int) -> Iterator[None]:
-    """Renew the lease every third of its length until the step returns."""
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(lease / 3):
-            try:
-                with session(write=True) as s:
-                    transitions.renew_lease(
-                        session=s, chain_id=chain_id, index=index, token=token,
-                        lease_until=utcnow() + timedelta(seconds=lease),
-                    )  # fmt: skip
-            except Exception as exc:  # a missed beat is survivable; the next one may land
-                log.warning("lease renewal of %s/%s failed: %s", chain_id, index, exc)
-
-    thread = threading.Thread(target=beat, name=f"lease-{chain_id[:8]}-{index}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=5)
+    if nxt is None or nxt.status != Status.PENDING:
+        return None
+    return Next(index + 1, nxt.queue, nxt.task_id, step_task_name(chain_type, nxt.name))
 
 
 class _StepFailed(Exception):
     pass
 
 
-def _compute(claim: _Claim, ctx: StepContext) -> Any:
+_configs: dict[str, tuple[Any, Any]] = {}  # chain id -> (raw config, parsed config)
+_CONFIGS_KEPT = 64
+
+
+def _parsed_config(chain_id: str, chain_type: Any, raw: Any) -> Any:
+    """The chain's config, validated once per chain in this process, not once per step: a
+    long chain's config is long (`--numbers` with 1,001 values), and validating it on every
+    step made the chain quadratic. Compared by value, as a deleted chain's id may come back
+    with another config."""
+    cached = _configs.get(chain_id)
+    if cached is not None and cached[0] == raw:
+        return cached[1]
+    parsed = chain_type.parse(raw)
+    if len(_configs) >= _CONFIGS_KEPT:
+        _configs.pop(next(iter(_configs)))
+    _configs[chain_id] = (raw, parsed)
+    return parsed
+
+
+def _compute(claim: Claimed, ctx: StepContext) -> Any:
     from celery.exceptions import SoftTimeLimitExceeded
 
     try:
-        chain_type = get_type(claim.type_name)
-        config = chain_type.parse(claim.config)
-        result = chain_type.run_step(config, claim.plan, claim.previous, ctx)
+        chain_type = get_type(claim.type)
+        config = _parsed_config(ctx.chain_id, chain_type, claim.config)
+        plan = StepPlan(name=claim.name, params=dict(claim.params))
+        result = chain_type.run_step(config, plan, claim.previous, ctx)
         json.dumps(result)
     except (StepError, TaskchainError) as exc:
         raise _StepFailed(str(exc)) from exc

@@ -5,16 +5,18 @@ from __future__ import annotations
 import re
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from taskchain.chains import get_type
 from taskchain.engine import owner
+from taskchain.engine.queues import step_task_name
 from taskchain.errors import BrokerUnavailable, InvalidInput
 from taskchain.settings import get_settings
 from taskchain.store import ChainRecord, StepRecord, queries, session
+from taskchain.store.db import transaction
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -37,6 +39,15 @@ def prepare(
     chain_id: str | None = None,
 ) -> tuple[ChainRecord, list[StepRecord]]:
     """Validated records for a new chain (not yet stored); InvalidInput for any bad input."""
+    chain, steps = _prepare(type_name, raw_config, description=description, chain_id=chain_id)
+    return chain, [StepRecord(**step) for step in steps]
+
+
+def _prepare(
+    type_name: str, raw_config: Mapping[str, Any], *, description: str, chain_id: str | None
+) -> tuple[ChainRecord, list[dict[str, Any]]]:
+    """`prepare`, with the steps as plain rows: a thousand-step chain is a thousand rows,
+    and building a validated model object for each would cost more than inserting it."""
     chain_type = get_type(type_name)
     config = chain_type.parse(raw_config)
     workspace = get_settings().workspace
@@ -60,7 +71,7 @@ def prepare(
         submit_host=socket.gethostname(),
     )
     steps = [
-        StepRecord(
+        queries.step_row(
             chain_id=chain.id,
             index=i,
             name=step.name,
@@ -74,6 +85,27 @@ def prepare(
     return chain, steps
 
 
+@dataclass(frozen=True)
+class Request:
+    """One chain to submit; `where` names it in an error message (e.g. "line 3")."""
+
+    type_name: str
+    config: Mapping[str, Any]
+    description: str = ""
+    chain_id: str | None = None
+    where: str = ""
+
+
+class PartlyQueued(BrokerUnavailable):
+    """The broker failed in the middle of a batch: `queued` reached it (and will run); the
+    rest were removed from the store, as if never submitted."""
+
+    def __init__(self, cause: BrokerUnavailable, queued: list[str], total: int) -> None:
+        Exception.__init__(self, f"{cause} ({len(queued)} of {total} chains were queued)")
+        self.message = str(self)
+        self.queued = queued
+
+
 def submit(
     type_name: str,
     raw_config: Mapping[str, Any],
@@ -82,31 +114,85 @@ def submit(
     chain_id: str | None = None,
 ) -> Submitted:
     """Record a chain and send its first step. With `chain_id` the call is idempotent."""
-    from taskchain.engine import dispatch
+    request = Request(type_name, raw_config, description=description, chain_id=chain_id)
+    return submit_many([request])[0]
 
-    if chain_id is not None:
-        # A retried submit returns the chain it made, even if its inputs have changed since.
-        with session() as s:
-            if s.get(ChainRecord, chain_id) is not None:
-                return Submitted(chain_id, created=False)
-    chain, steps = prepare(type_name, raw_config, description=description, chain_id=chain_id)
+
+def submit_many(requests: Sequence[Request]) -> list[Submitted]:
+    """Submit chains as one batch: every request is validated before anything is recorded
+    (InvalidInput names the first bad one), the new chains are recorded in one transaction
+    and their first steps published over one broker connection (embedded: queued to this
+    process's runner, without loading Celery). A request whose `chain_id` exists already is
+    returned as it is (idempotent, not re-run, not re-validated: a retried submit returns
+    the chain it made even if its inputs have changed since)."""
+    given = _check_ids(requests)
+    existing = set()
+    if given:
+        with transaction() as conn:
+            existing = queries.existing_ids(conn, given)
+    prepared: dict[int, tuple[ChainRecord, list[dict[str, Any]]]] = {}
+    for n, request in enumerate(requests):
+        if request.chain_id in existing:
+            continue
+        try:
+            prepared[n] = _prepare(
+                request.type_name, request.config, description=request.description,
+                chain_id=request.chain_id,
+            )  # fmt: skip
+        except InvalidInput as exc:
+            raise InvalidInput(f"{request.where}: {exc}" if request.where else str(exc)) from exc
     embedded = get_settings().embedded
-    if embedded:  # this process runs it: say so, so that its death can be seen (owner.py)
-        chain.runner, chain.runner_lease_expires_at = owner.token(), owner.lease_until()
-    with session(write=True) as s:
-        if chain_id is not None and s.get(ChainRecord, chain_id) is not None:
-            return Submitted(chain_id, created=False)  # lost a race with a twin submit
-        queries.insert_chain(session=s, chain=chain, steps=steps)
-    if embedded:
+    if embedded:  # this process runs them: say so, so that its death can be seen (owner.py)
+        for chain, _ in prepared.values():
+            chain.runner, chain.runner_lease_expires_at = owner.token(), owner.lease_until()
+    with transaction(write=True) as conn:
+        # Look again under the write lock: a twin submit may have recorded some meanwhile.
+        raced = queries.existing_ids(conn, given) - existing if given else set()
+        new = {n: cs for n, cs in prepared.items() if cs[0].id not in raced}
+        queries.insert_chains(conn, [(chain.model_dump(), steps) for chain, steps in new.values()])
+    if embedded and new:
         owner.hold()
+    firsts = [
+        (chain.id, 0, steps[0]["queue"], steps[0]["task_id"], shadow_name(chain.type, steps))
+        for chain, steps in new.values()
+    ]
+    queued: list[str] = []
     try:
-        dispatch.start(chain.id, 0, queue=steps[0].queue, task_id=steps[0].task_id)
-    except (BrokerUnavailable, KeyboardInterrupt):
+        if embedded:
+            from taskchain.engine import embedded as local
+
+            for chain_id, index, *_ in firsts:
+                local.send(chain_id, index)
+                queued.append(chain_id)
+        else:
+            from taskchain.engine import dispatch
+
+            dispatch.start_many(firsts, sent=queued)
+    except (BrokerUnavailable, KeyboardInterrupt) as exc:
         # Nothing half-done: a chain that never reached the broker leaves no record behind.
+        unsent = [chain_id for chain_id, *_ in firsts if chain_id not in set(queued)]
         with session(write=True) as s:
-            queries.delete_chains(session=s, chain_ids=[chain.id])
+            queries.delete_chains(session=s, chain_ids=unsent)
+        if isinstance(exc, BrokerUnavailable) and queued:
+            raise PartlyQueued(exc, queued, len(firsts)) from exc
         raise
-    return Submitted(chain.id, created=True)
+    return [
+        Submitted(new[n][0].id, created=True) if n in new else Submitted(r.chain_id or "", False)
+        for n, r in enumerate(requests)
+    ]
+
+
+def _check_ids(requests: Sequence[Request]) -> list[str]:
+    """The chain ids the requests give, each at most once."""
+    seen: dict[str, str] = {}
+    for request in requests:
+        if request.chain_id is None:
+            continue
+        if request.chain_id in seen:
+            first, again = seen[request.chain_id], request.where
+            raise InvalidInput(f"{again}: id {request.chain_id!r} is used already by {first}")
+        seen[request.chain_id] = request.where
+    return list(seen)
 
 
 def retry(chain_id: str) -> int:
@@ -144,7 +230,10 @@ def retry(chain_id: str) -> int:
         owner.hold()
     queue = view.steps[first].queue
     try:
-        dispatch.start(chain_id, first, queue=queue, task_id=new_ids[first])
+        dispatch.start(
+            chain_id, first, queue=queue, task_id=new_ids[first],
+            shadow=step_task_name(view.chain.type, view.steps[first].name),
+        )  # fmt: skip
     except BrokerUnavailable as exc:
         with session(write=True) as s:
             transitions.fail_step(
@@ -168,3 +257,8 @@ def workspace_mismatch(chain: ChainRecord, workspace: Path, *, who: str) -> str 
         f"workspace mismatch: {who} uses {mine}, the chain was submitted against "
         f"{chain.workspace} on host {host}; set TASKCHAIN_WORKSPACE the same on both"
     )
+
+
+def shadow_name(chain_type: str, steps: Sequence[Mapping[str, Any]]) -> str:
+    """The name Celery's tools show for a chain's first step (`math_chain.add`)."""
+    return step_task_name(chain_type, str(steps[0]["name"]))

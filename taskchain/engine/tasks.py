@@ -28,10 +28,10 @@ def register(app: Celery) -> None:
         throws=(StepFailed,),
     )  # fmt: skip
     def run_step(self: Task, chain_id: str, index: int) -> None:
-        from taskchain.engine import dispatch, runner
+        from taskchain.engine import dispatch, runner, workflow
 
         try:
-            outcome = runner.execute_step(chain_id, index, worker=self.request.hostname or "")
+            outcome = runner.run_step(chain_id, index, worker=self.request.hostname or "")
         except StoreUnavailable as exc:
             # The store is the record: wait for it rather than lose the step.
             raise self.retry(
@@ -41,10 +41,15 @@ def register(app: Celery) -> None:
             # A live worker holds this step (a duplicate message): look again when its lease
             # would have expired, in case that worker dies.
             raise self.retry(countdown=outcome.seconds, max_retries=None)
+        if not isinstance(outcome, runner.Next):  # the chain may have ended: workflow fan-in
+            workflow.after_step(chain_id, app=self.app)
         if isinstance(outcome, runner.Failed):
             raise StepFailed(outcome.reason)
-        if outcome is not None:
-            dispatch.send_step(chain_id, outcome, app=self.app)
+        if outcome is not None:  # the next step, as recorded: sent without reading it again
+            dispatch.publish(
+                self.app, chain_id=chain_id, index=outcome.index, queue=outcome.queue,
+                task_id=outcome.task_id, shadow=outcome.shadow,
+            )  # fmt: skip
 
 
 @worker_process_init.connect

@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
+from typing import Any
 
 from taskchain.core import Orphaned
-from taskchain.errors import StoreUnavailable, TimedOut
+from taskchain.engine import events
+from taskchain.errors import ChainNotFound, StoreUnavailable, TimedOut
 from taskchain.store import queries, session
 from taskchain.store.queries import ChainView
 
 OUTAGE_PATIENCE = 30.0
+#: With change notifications, how often the store is still read (a lost message, a dead
+#: runner's orphaned chain, a timeout): rarely, since every change is announced.
+FALLBACK = 1.0
 
 
 def read(chain_id: str) -> ChainView:
     with session() as s:
         return queries.get_chain(session=s, chain_id=chain_id)
+
+
+def _read_chain(chain_id: str) -> ChainView:
+    """The chain without its steps: a waiter that shows nothing needs only the chain's row,
+    not a thousand steps' rows on every look."""
+    with session() as s:
+        chain = s.get(queries.ChainRecord, chain_id)
+        if chain is None:
+            raise ChainNotFound(chain_id)
+        return ChainView(chain=chain, steps=[])
 
 
 def follow(
@@ -26,20 +42,41 @@ def follow(
     interval: float = 0.25,
     owner: bool = False,
 ) -> ChainView:
-    """Poll until the chain is finished; call `on_change` with every new state seen.
+    """Follow the chain until it is finished; call `on_change` with every new state seen.
+
+    Distributed on Redis, workers announce every change (`events`): the store is re-read as
+    soon as one is announced, and otherwise only every FALLBACK seconds. Without a channel
+    the store is polled with a backoff up to `interval`.
 
     Raises TimedOut after `timeout` seconds, and Orphaned once the chain's embedded runner
     has died (unless `owner`: this process is that runner, late renewing its lease, and the
     chain goes on here). A store that is unavailable for less than OUTAGE_PATIENCE seconds
     is waited out; longer, StoreUnavailable propagates.
     """
+    pubsub = events.subscribe(chain_id)  # before the first read: no change slips between
+    try:
+        return _follow(chain_id, pubsub, timeout, on_change, interval, owner)
+    finally:
+        if pubsub is not None:
+            _close(pubsub)
+
+
+def _follow(
+    chain_id: str,
+    pubsub: Any,
+    timeout: float | None,
+    on_change: Callable[[ChainView], None] | None,
+    interval: float,
+    owner: bool,
+) -> ChainView:
     start = time.monotonic()
     delay = 0.01
     last_seen: object = None
     outage_since: float | None = None
     while True:
         try:
-            view = read(chain_id)
+            read_at = time.monotonic()
+            view = read(chain_id) if on_change is not None else _read_chain(chain_id)
             outage_since = None
         except StoreUnavailable:
             now = time.monotonic()
@@ -55,13 +92,27 @@ def follow(
             if on_change is not None:
                 on_change(view)
         if view.chain.status.finished:
-            return view
+            return view if on_change is not None else read(chain_id)
         if not owner and queries.is_orphaned(view.chain):
             raise Orphaned(view.chain)
-        if timeout is not None and time.monotonic() - start >= timeout:
+        elapsed = time.monotonic() - start
+        if timeout is not None and elapsed >= timeout:
             raise TimedOut(chain_id, timeout)
+        if pubsub is not None:
+            left = FALLBACK if timeout is None else min(FALLBACK, timeout - elapsed)
+            try:
+                events.wait(pubsub, left, not_before=read_at + events.MIN_GAP)
+                continue
+            except Exception:  # the channel went away: poll the store from now on
+                _close(pubsub)
+                pubsub = None
         time.sleep(delay)
         delay = min(delay * 1.5, interval)
+
+
+def _close(pubsub: Any) -> None:
+    with contextlib.suppress(Exception):  # closing a dead connection may fail; nothing is lost
+        pubsub.close()
 
 
 def _fingerprint(view: ChainView) -> tuple[object, ...]:

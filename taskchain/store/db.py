@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlmodel import Session
@@ -48,7 +48,13 @@ def _create(url: str) -> Engine:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise InvalidInput(f"database URL {mask_url(url)!r} is not a valid SQLAlchemy URL") from exc
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    # No pool_pre_ping: it costs a round trip (a `SELECT 1`) before every transaction, most
+    # of a short step's cost. A dead pooled connection (server restarted) instead fails its
+    # first statement, before anything is written; SQLAlchemy then drops the pool's older
+    # connections and the store-retry (`runner.with_store_retry`, `wait.follow`) runs the
+    # transaction again on a fresh one. `pool_recycle` retires connections before a server
+    # or a proxy closes idle ones.
+    kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             _check_path(url, Path(parsed.database).expanduser())
@@ -57,6 +63,8 @@ def _create(url: str) -> Engine:
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
         kwargs["connect_args"] = {"connect_timeout": max(1, int(settings.store_timeout))}
+    if parsed.get_backend_name() != "sqlite":
+        kwargs["pool_recycle"] = 1800
     try:
         engine = create_engine(parsed, **kwargs)
     except (NoSuchModuleError, ImportError) as exc:
@@ -133,6 +141,21 @@ def session(*, write: bool = False) -> Iterator[Session]:
             yield s
             if write:
                 s.commit()
+    except DBAPIError as exc:
+        if isinstance(exc.orig, Exception) and _is_unavailable(exc):
+            raise StoreUnavailable(mask_url(get_settings().store_url), _reason(exc)) from exc
+        raise
+
+
+@contextmanager
+def transaction(*, write: bool = False) -> Iterator[Connection]:
+    """A Core connection in one transaction, committed at the end: for hot paths that run
+    prepared statements and need no ORM objects (`write=True` locks at BEGIN on SQLite)."""
+    engine = get_engine()
+    bind = engine.execution_options(**{_WRITE: True}) if write else engine
+    try:
+        with bind.begin() as conn:
+            yield conn
     except DBAPIError as exc:
         if isinstance(exc.orig, Exception) and _is_unavailable(exc):
             raise StoreUnavailable(mask_url(get_settings().store_url), _reason(exc)) from exc

@@ -107,6 +107,9 @@ class ChainRecord(SQLModel, table=True):
     #: The resolved workspace the chain was validated against, and the host that submitted it.
     workspace: str | None = Field(default=None, nullable=True)
     submit_host: str | None = Field(default=None, max_length=255, nullable=True)
+    # Revision 0004: a workflow's job is a chain; both None for a plain chain.
+    workflow_id: str | None = Field(default=None, max_length=64, nullable=True, index=True)
+    job: str | None = Field(default=None, max_length=64, nullable=True)
 
 
 class StepRecord(SQLModel, table=True):
@@ -129,3 +132,7 @@ class StepRecord(SQLModel, table=True):
     lease_expires_at: datetime | None = _time()
     #: When a message for this step was last sent; the recovery sweep re-sends lost ones.
     dispatched_at: datetime | None = _time()
+
+
+# Registered with the tables above wherever the store is opened (its own module: see there).
+from taskchain.store.workflow_model import WorkflowRecord as WorkflowRecord  # noqa: E402

@@ -7,13 +7,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func
+from sqlalchemy import Connection, Table, delete, func, insert
 from sqlmodel import Session, col, select
 
 from taskchain.errors import AmbiguousId, ChainNotFound
 from taskchain.store.models import CHAIN_STATUSES, ChainRecord, Status, StepRecord, utcnow
 
 LIVE = (Status.PENDING, Status.RUNNING)
+_CHAIN: Table = ChainRecord.__table__  # type: ignore[attr-defined]
+_STEP: Table = StepRecord.__table__  # type: ignore[attr-defined]
 
 
 def is_orphaned(chain: ChainRecord, *, now: datetime | None = None) -> bool:
@@ -50,9 +52,47 @@ class ChainView:
 
 
 def insert_chain(*, session: Session, chain: ChainRecord, steps: Sequence[StepRecord]) -> None:
-    session.add(chain)
-    session.flush()
-    session.add_all(steps)
+    rows = [step.model_dump() for step in steps]
+    insert_chains(session.connection(), [(chain.model_dump(), rows)])
+
+
+Row = dict[str, Any]
+
+
+def insert_chains(conn: Connection, chains: Sequence[tuple[Row, Sequence[Row]]]) -> None:
+    """Record chains and their steps, given as rows (every column): one INSERT for the
+    chains, one for all their steps (Core, no ORM unit of work: submit is a hot path)."""
+    if not chains:
+        return
+    conn.execute(insert(_CHAIN), [chain for chain, _ in chains])
+    conn.execute(insert(_STEP), [step for _, steps in chains for step in steps])
+
+
+def step_row(
+    *,
+    chain_id: str,
+    index: int,
+    name: str,
+    queue: str,
+    params: dict[str, Any],
+    task_id: str,
+    dispatched_at: datetime | None,
+) -> Row:
+    """A new step's row, every column given (the rows of one INSERT must agree on them)."""
+    return {
+        "chain_id": chain_id, "index": index, "name": name, "queue": queue, "params": params,
+        "status": Status.PENDING, "task_id": task_id, "attempts": 0, "started_at": None,
+        "finished_at": None, "result": None, "error": None, "progress": None, "worker": None,
+        "lease_expires_at": None, "dispatched_at": dispatched_at,
+    }  # fmt: skip
+
+
+def existing_ids(conn: Connection, chain_ids: Sequence[str]) -> set[str]:
+    """Which of `chain_ids` are recorded already."""
+    if not chain_ids:
+        return set()
+    rows = conn.execute(select(_CHAIN.c.id).where(_CHAIN.c.id.in_(list(chain_ids))))
+    return {row[0] for row in rows}
 
 
 def resolve_id(*, session: Session, ref: str) -> str:

@@ -7,7 +7,7 @@ single `SELECT` (once per engine); Alembic itself is imported only when a store 
 - an empty database: the tables are created from the models and stamped at the head.
 - a store without a version but with tables (written before versions existed): its revision
   is read off what it has (JSON-declared columns: 0001; TEXT but no runner columns: 0002;
-  all of them: 0003), stamped, then upgraded like any other.
+  all of them: 0003; and workflows: 0004), stamped, then upgraded like any other.
 - a store behind the head: upgraded in place when it is SQLite (one file on this machine,
   upgraded in one transaction under its write lock, in well under a second for ordinary
   sizes); any other database is left alone and every command says to run
@@ -36,7 +36,7 @@ from taskchain.settings import mask_url
 from taskchain.store import models  # noqa: F401  (registers the tables)
 
 #: Every revision in `migrations/versions/`, oldest first (a test checks they agree).
-REVISIONS = ("0001", "0002", "0003")
+REVISIONS = ("0001", "0002", "0003", "0004")
 HEAD = REVISIONS[-1]
 VERSION_TABLE = "alembic_version"
 #: Chain columns added by 0003; a store lacking them is at 0002.
@@ -174,6 +174,8 @@ def _read(conn: Connection) -> State:
         return State("0001", stamped=False)
     if not all(name in columns["chain"] for name in _ADDED_IN_0003):
         return State("0002", stamped=False)
+    if "workflow" in tables and "workflow_id" in columns["chain"]:
+        return State("0004", stamped=False)
     return State("0003", stamped=False)
 
 

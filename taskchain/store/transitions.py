@@ -6,13 +6,23 @@ renews while the step runs and that another worker may take over only once it ha
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import Connection, Table, and_, bindparam, func, or_, select, update
 from sqlmodel import Session, col
 
-from taskchain.store.models import FINISHED, ChainRecord, Status, StepRecord, utcnow
+from taskchain.store.models import (
+    FINISHED,
+    ChainRecord,
+    JsonText,
+    Status,
+    StepRecord,
+    UTCDateTime,
+    utcnow,
+)
 
 
 def _step(chain_id: str, index: int) -> Any:
@@ -25,38 +35,153 @@ def _changed(result: Any) -> bool:
     return bool(result.rowcount)
 
 
+# The hot path (a step's claim and record) runs statements built once, here, with bound
+# parameters: SQLAlchemy then compiles each once per engine and reuses it on every step.
+STEP: Table = StepRecord.__table__  # type: ignore[attr-defined]
+CHAIN: Table = ChainRecord.__table__  # type: ignore[attr-defined]
+_NOW = bindparam("p_now", type_=UTCDateTime())
+_LEASE = bindparam("p_lease_until", type_=UTCDateTime())
+_THIS_STEP = and_(STEP.c.chain_id == bindparam("p_chain_id"), STEP.c.index == bindparam("p_index"))
+_HELD = and_(STEP.c.status == Status.RUNNING, STEP.c.worker == bindparam("p_token"))
+_CLAIMABLE = or_(
+    STEP.c.status == Status.PENDING,
+    and_(
+        STEP.c.status == Status.RUNNING,
+        or_(STEP.c.lease_expires_at.is_(None), STEP.c.lease_expires_at < _NOW),
+    ),
+)
+_CLAIM_VALUES = {
+    "status": Status.RUNNING,
+    "attempts": STEP.c.attempts + 1,
+    "started_at": func.coalesce(STEP.c.started_at, _NOW),
+    "worker": bindparam("p_token"),
+    "lease_expires_at": _LEASE,
+    "error": None,
+    "progress": None,
+}
+_CLAIM = update(STEP).where(_THIS_STEP, _CLAIMABLE).values(_CLAIM_VALUES)
+_START_CHAIN = (
+    update(CHAIN)
+    .where(CHAIN.c.id == bindparam("p_chain_id"), CHAIN.c.status == Status.PENDING)
+    .values(status=Status.RUNNING, started_at=_NOW)
+)
+_RESULT = bindparam("p_result", type_=JsonText())
+_COMPLETE = (
+    update(STEP)
+    .where(_THIS_STEP, _HELD)
+    .values(status=Status.COMPLETED, finished_at=_NOW, result=_RESULT, lease_expires_at=None)
+)
+_COMPLETE_CHAIN = (
+    update(CHAIN)
+    .where(CHAIN.c.id == bindparam("p_chain_id"), CHAIN.c.status == Status.RUNNING)
+    .values(status=Status.COMPLETED, finished_at=_NOW, result=_RESULT)
+)
+_DISPATCH_NEXT = (
+    update(STEP)
+    .where(STEP.c.chain_id == bindparam("p_chain_id"), STEP.c.index == bindparam("p_next_index"))
+    .values(dispatched_at=_NOW)
+    .returning(STEP.c.queue, STEP.c.task_id, STEP.c.name)
+)
+
+
+def _claim_and_read(check_runner: bool) -> Any:
+    """The whole claim in one statement: the step goes RUNNING under the caller's lease, and
+    what the step needs comes back with it (subqueries in RETURNING, by bound keys, which
+    SQLite >= 3.35 and PostgreSQL both accept). Only the plain case matches: a live chain,
+    not cancelled, in this workspace (and, embedded, run by this process), a step under
+    MAX attempts; anything else is left to the careful path (`runner._claim_slowly`)."""
+    chain = select(CHAIN).where(CHAIN.c.id == bindparam("p_chain_id"))
+    live = chain.where(
+        CHAIN.c.status.in_([Status.PENDING, Status.RUNNING]),
+        CHAIN.c.cancel_requested.is_(False),
+        or_(CHAIN.c.workspace.is_(None), CHAIN.c.workspace == bindparam("p_workspace")),
+    )
+    if check_runner:
+        live = live.where(or_(CHAIN.c.runner.is_(None), CHAIN.c.runner == bindparam("p_runner")))
+    prev = STEP.alias("prev")
+    previous = select(prev.c.result).where(
+        prev.c.chain_id == bindparam("p_chain_id"), prev.c.index == bindparam("p_prev_index")
+    )
+
+    def of_chain(column: Any) -> Any:
+        return chain.with_only_columns(column).scalar_subquery().label(column.name)
+
+    return (
+        update(STEP)
+        .where(_THIS_STEP, _CLAIMABLE, STEP.c.attempts < bindparam("p_max_attempts"))
+        .where(live.exists())
+        .values(_CLAIM_VALUES)
+        .returning(
+            STEP.c.name,
+            STEP.c.params,
+            of_chain(CHAIN.c.type),
+            of_chain(CHAIN.c.config),
+            of_chain(CHAIN.c.step_count),
+            of_chain(CHAIN.c.status),
+            previous.scalar_subquery().label("previous"),
+        )
+    )
+
+
+_CLAIM_AND_READ = {flag: _claim_and_read(flag) for flag in (False, True)}
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What a step needs to run, read in the statement that claimed it."""
+
+    name: str
+    params: dict[str, Any]
+    type: str
+    config: Any
+    step_count: int
+    previous: Any
+
+
+def claim_and_read(
+    conn: Connection,
+    *,
+    chain_id: str,
+    index: int,
+    token: str,
+    lease_until: datetime,
+    workspace: str,
+    max_attempts: int,
+    runner: str | None = None,
+) -> Claimed | None:
+    """Claim step `index` in the plain case, in one statement (two on a chain's first step);
+    None when the step is not plainly claimable (see `_claim_and_read`) or the database
+    lacks UPDATE ... RETURNING. Holds the same lease rules as `claim_step`."""
+    if not conn.dialect.update_returning:
+        return None
+    now = utcnow()
+    row = conn.execute(
+        _CLAIM_AND_READ[runner is not None],
+        {
+            "p_chain_id": chain_id, "p_index": index, "p_prev_index": index - 1, "p_token": token,
+            "p_now": now, "p_lease_until": lease_until, "p_workspace": workspace,
+            "p_max_attempts": max_attempts, "p_runner": runner,
+        },
+    ).first()  # fmt: skip
+    if row is None:
+        return None
+    if row.status == Status.PENDING:  # the chain's first step to run: the chain starts now
+        conn.execute(_START_CHAIN, {"p_chain_id": chain_id, "p_now": now})
+    return Claimed(
+        row.name, row.params, row.type, row.config, row.step_count, row.previous if index else None
+    )
+
+
 def claim_step(
     *, session: Session, chain_id: str, index: int, token: str, lease_until: datetime
 ) -> bool:
     """PENDING, or RUNNING under an expired lease, -> RUNNING held by `token`; counts an attempt."""
     now = utcnow()
-    claimable = or_(
-        col(StepRecord.status) == Status.PENDING,
-        and_(
-            col(StepRecord.status) == Status.RUNNING,
-            or_(col(StepRecord.lease_expires_at).is_(None), col(StepRecord.lease_expires_at) < now),
-        ),
-    )
-    res = session.execute(
-        _step(chain_id, index)
-        .where(claimable)
-        .values(
-            status=Status.RUNNING,
-            attempts=StepRecord.attempts + 1,
-            started_at=func.coalesce(StepRecord.started_at, now),
-            worker=token,
-            lease_expires_at=lease_until,
-            error=None,
-            progress=None,
-        )
-    )
-    if not _changed(res):
+    conn = session.connection()
+    params = {"p_chain_id": chain_id, "p_index": index, "p_token": token, "p_now": now}
+    if not _changed(conn.execute(_CLAIM, {**params, "p_lease_until": lease_until})):
         return False
-    session.execute(
-        update(ChainRecord)
-        .where(col(ChainRecord.id) == chain_id, col(ChainRecord.status) == Status.PENDING)
-        .values(status=Status.RUNNING, started_at=now)
-    )
+    conn.execute(_START_CHAIN, params)
     return True
 
 
@@ -71,27 +196,58 @@ def renew_lease(
     return _changed(res)
 
 
+def renew_leases(
+    conn: Connection, *, held: Sequence[tuple[str, int, str]], lease_until: datetime
+) -> int:
+    """Extend, in one UPDATE, the leases of the steps (chain_id, index, token) still held by
+    those tokens; return how many were. (Built per call: a renewal is rare, see leases.py.)"""
+    if not held:
+        return 0
+    mine = or_(
+        *(
+            and_(STEP.c.chain_id == chain_id, STEP.c.index == index, STEP.c.worker == token)
+            for chain_id, index, token in held
+        )
+    )
+    res = conn.execute(
+        update(STEP)
+        .where(STEP.c.status == Status.RUNNING, mine)
+        .values(lease_expires_at=lease_until)
+    )
+    return int(res.rowcount or 0)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A step's result was recorded; `next` is (queue, task_id, name) of the step to send now."""
+
+    next: tuple[str, str, str] | None
+
+
+def record_result(
+    conn: Connection, *, chain_id: str, index: int, token: str, result: Any, last: bool
+) -> Recorded | None:
+    """Record the holder's result (a worker whose lease was taken over records nothing, None)
+    and, in the same transaction, the chain's end or the next step's dispatch time."""
+    params = {"p_chain_id": chain_id, "p_index": index, "p_token": token, "p_now": utcnow()}
+    if not _changed(conn.execute(_COMPLETE, {**params, "p_result": result})):
+        return None
+    if last:
+        conn.execute(_COMPLETE_CHAIN, {**params, "p_result": result})
+        return Recorded(None)
+    row = conn.execute(_DISPATCH_NEXT, {**params, "p_next_index": index + 1}).first()
+    return Recorded((row.queue, row.task_id, row.name) if row is not None else None)
+
+
 def complete_step(
     *, session: Session, chain_id: str, index: int, token: str, result: Any, last: bool
 ) -> bool:
     """Record the holder's result (a worker whose lease was taken over records nothing)."""
-    now = utcnow()
-    res = session.execute(
-        _step(chain_id, index)
-        .where(col(StepRecord.status) == Status.RUNNING, col(StepRecord.worker) == token)
-        .values(status=Status.COMPLETED, finished_at=now, result=result, lease_expires_at=None)
+    conn = session.connection()
+    recorded = record_result(
+        conn, chain_id=chain_id, index=index, token=token, result=result, last=last
     )
-    if not _changed(res):
-        return False
-    if last:
-        session.execute(
-            update(ChainRecord)
-            .where(col(ChainRecord.id) == chain_id, col(ChainRecord.status) == Status.RUNNING)
-            .values(status=Status.COMPLETED, finished_at=now, result=result)
-        )
-    else:
-        session.execute(_step(chain_id, index + 1).values(dispatched_at=now))
-    return True
+    return recorded is not None
 
 
 def fail_step(

@@ -3,7 +3,12 @@
 Here now, with no Celery, CLI or store inside: `spec` reads and validates a file, `graph` checks
 needs and cycles and holds the fan-in rule, `refs` finds and resolves output references.
 
-The plan for the engine (next round), on the store, steps and leases that exist:
+The engine side is built as planned below (taskchain/engine/workflow.py, store/workflows.py),
+with three differences: the fan-in runs in its own transaction right after the step task
+records a job's end (and after a cancel), not inside that transaction, so a fan-in lost with a
+killed worker is redone by the recovery sweep (`sweep_stalled`); `cancel <workflow>` marks the
+jobs not yet started SKIPPED ("the workflow was cancelled"); and `retry <workflow>` drops the
+retried jobs' old steps. The plan:
 - Store: a `workflow` table (id, name, description, file text, status, created/started/
   finished_at, workspace) and two columns on `chain`: `workflow_id` (indexed; NULL for a
   plain chain) and `job`. `run` records in ONE transaction the workflow and a PENDING chain

@@ -56,7 +56,7 @@ def test_usage_lines_are_conventional(runner: CliRunner) -> None:
     # Arguments as Unix manuals write them: TYPE required, [ID] optional, ID... repeatable;
     # no braces, and the program's own name however it was started.
     usage = {name: help_of(runner, name).splitlines()[0] for name in COMMANDS}
-    assert usage["submit"] == "Usage: taskchain submit [OPTIONS] TYPE"
+    assert usage["submit"] == "Usage: taskchain submit [OPTIONS] [TYPE]"  # TYPE, or --batch FILE
     assert usage["delete"] == "Usage: taskchain delete [OPTIONS] ID..."
     assert usage["watch"] == "Usage: taskchain watch [OPTIONS] [ID]"
     assert usage["status"] == "Usage: taskchain status [OPTIONS] ID"

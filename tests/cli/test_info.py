@@ -53,5 +53,5 @@ def test_info_text_lists_every_fact_of_the_json_in_order(
     assert table["database_url"] == f"sqlite:///{tmp_path / 'store.db'}"
     assert table["workspace"] == str(workspace)
     assert table["store"] == "ok (1 chains)"
-    assert table["broker"] == "embedded (in-process memory transport)"
+    assert table["broker"] == "embedded (steps run inside the submitting process)"
     assert table["workers"] == ""

@@ -76,7 +76,7 @@ def test_an_old_postgresql_store_gets_the_new_columns(
     make_old_store(postgres_url)
     refused = runner.invoke(app, ["status", "old1"])
     assert (refused.exit_code, refused.stderr) == (4, (
-        f"taskchain: error: store {postgres_url}: schema is at 0002, this taskchain needs 0003: "
+        f"taskchain: error: store {postgres_url}: schema is at 0002, this taskchain needs 0004: "
         "run `taskchain db upgrade`\n"))  # fmt: skip
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
     doc = open_and_read(runner)
@@ -88,5 +88,5 @@ def test_an_old_postgresql_store_gets_the_new_columns(
 def test_opening_twice_adds_nothing_the_second_time() -> None:
     make_old_store(settings.get_settings().store_url)
     engine = get_engine()  # adds them
-    assert schema.state(engine) == schema.State("0003", stamped=True)
-    assert schema.migrate(engine, "url") == ("0003", "0003")
+    assert schema.state(engine) == schema.State("0004", stamped=True)
+    assert schema.migrate(engine, "url") == ("0004", "0004")

@@ -1,0 +1,105 @@
+"""What Typer does up front that one command does not need: start-up cost, not behaviour.
+
+A CI script runs `taskchain status ID` in a loop; each run should pay for that command only.
+Typer, left alone, builds every command (reads each signature, evaluates its annotations,
+makes its options) and builds a pydantic TypeAdapter for every option it processes, unset
+ones included. Here both wait until they are needed; what the user sees is the same.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from typing import Any
+
+from typer._click.core import Command
+from typer.core import TyperCommand
+
+
+class Coercion:
+    """Typer's coercion of one parameter, its pydantic adapter built at the first value.
+
+    Typer builds the adapter before it looks at the value, even an unset one (for
+    `taskchain status --help` that is pydantic imported for the global options, all unset).
+    An unset value needs no adapter: Typer answers None or () for it, and so does this.
+    """
+
+    def __init__(self, descriptor: Any) -> None:
+        self.descriptor = descriptor
+        self.real: Any = None
+
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value is None:
+            return () if param.multiple or param.nargs == -1 else None
+        if self.real is None:
+            from typer._coercion import build_runtime_param
+
+            self.real = build_runtime_param(self.descriptor)
+        return self.real.coerce(value, param=param, ctx=ctx)
+
+
+def defer_coercion(params: Sequence[Any]) -> None:
+    """Give each Typer parameter not yet coerced a `Coercion` (others are left alone)."""
+    for param in params:
+        if getattr(param, "_runtime_param", False) is None:
+            param._runtime_param = Coercion(param.type_descriptor)
+
+
+class Commands(MutableMapping[str, Command]):
+    """A group's commands, each built from its Typer CommandInfo when first looked up, in the
+    order they were registered (then the sub-groups, built already), as Typer orders them."""
+
+    def __init__(
+        self, infos: Sequence[Any], built: Mapping[str, Command], build: Callable[[Any], Command]
+    ) -> None:
+        self._infos = {_name(info): info for info in infos}
+        self._built: dict[str, Command] = {}
+        self._extra = dict(built)
+        self._build = build
+
+    def __getitem__(self, name: str) -> Command:
+        if name in self._built:
+            return self._built[name]
+        if name in self._infos:
+            command = self._built[name] = self._build(self._infos[name])
+            return command
+        return self._extra[name]
+
+    def __setitem__(self, name: str, command: Command) -> None:
+        self._infos.pop(name, None)
+        self._built.pop(name, None)
+        self._extra[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        if name not in self:
+            raise KeyError(name)
+        self._infos.pop(name, None)
+        self._built.pop(name, None)
+        self._extra.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._infos
+        yield from (name for name in self._extra if name not in self._infos)
+
+    def __len__(self) -> int:
+        return len(self._infos) + sum(name not in self._infos for name in self._extra)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._infos or name in self._extra
+
+    def summary(self, name: str) -> Command:
+        """The command if built, else a stand-in with only what a list of commands shows:
+        name, help, short help, hidden, deprecated (`taskchain --help` builds none)."""
+        if name in self._built or name not in self._infos:
+            return self[name]
+        info = self._infos[name]
+        text = inspect.getdoc(info.callback) if info.help is None else inspect.cleandoc(info.help)
+        return TyperCommand(
+            name, help=text, short_help=info.short_help, hidden=info.hidden,
+            deprecated=info.deprecated,
+        )  # fmt: skip
+
+
+def _name(info: Any) -> str:
+    """The command's name as Typer gives it (typer.main.get_command_from_info)."""
+    return str(info.name or info.callback.__name__.lower().replace("_", "-"))

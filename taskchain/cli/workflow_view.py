@@ -1,0 +1,275 @@
+"""A workflow on the terminal: status table, JSON, plain lines and the live view of `watch`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Hashable
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from taskchain import core
+from taskchain.cli import live, output, render
+from taskchain.errors import StoreUnavailable, TimedOut
+from taskchain.store import ChainRecord, Status
+from taskchain.store.workflows import WorkflowView, job_state
+from taskchain.timeparse import iso
+
+OUTAGE_PATIENCE = 30.0
+
+
+def workflow_json(view: WorkflowView) -> dict[str, Any]:
+    row = view.workflow
+    return {
+        "id": row.id, "kind": "workflow", "name": row.name, "description": row.description,
+        "status": row.status.value, "created_at": iso(row.created_at),
+        "started_at": iso(row.started_at), "finished_at": iso(row.finished_at),
+        "error": row.error, "source": row.source, "workspace": row.workspace,
+        "jobs": [job_json(view, chain) for chain in view.jobs],
+    }  # fmt: skip
+
+
+def job_json(view: WorkflowView, chain: ChainRecord) -> dict[str, Any]:
+    return {
+        "name": chain.job, "chain_id": chain.id, "type": chain.type,
+        "status": job_status(chain), "needs": view.needs(chain.job or ""),
+        "step_count": chain.step_count, "started_at": iso(chain.started_at),
+        "finished_at": iso(chain.finished_at), "error": chain.error,
+    }  # fmt: skip
+
+
+def job_status(chain: ChainRecord) -> str:
+    """As the fan-in rule sees it: a job started but still queued reads RUNNING."""
+    return job_state(chain)
+
+
+def result_json(view: WorkflowView) -> dict[str, Any]:
+    row = view.workflow
+    return {"id": row.id, "status": row.status.value, "result": core.workflow_outputs(view),
+            "error": row.error}  # fmt: skip
+
+
+def table(view: WorkflowView, *, now: datetime | None = None) -> RenderableType:
+    row = view.workflow
+    head = Text(f"workflow {row.id} {row.name} ")
+    head.append_text(render.status_text(row.status))
+    if row.started_at:
+        head.append(f"  {render.duration(row.started_at, row.finished_at, now=now)}")
+    jobs = Table(box=None, pad_edge=False)
+    for column in ("job", "status", "needs", "chain", "steps", "time", "detail"):
+        jobs.add_column(column)
+    for chain in view.jobs:
+        time_cell = render.duration(chain.started_at, chain.finished_at, now=now)
+        detail = chain.error or ""
+        if chain.status == Status.COMPLETED:
+            detail = render.result_summary(chain.type, chain.result)
+        jobs.add_row(
+            chain.job or "", render.status_text(Status(job_status(chain))),
+            _needs_cell(view.needs(chain.job or "")), chain.id[:12],
+            str(chain.step_count or ""), time_cell if chain.started_at else "", detail,
+        )  # fmt: skip
+    parts: list[RenderableType] = [head, jobs]
+    if row.error:
+        parts.append(Text(f"error: {row.error}"))
+    return Group(*parts)
+
+
+def _needs_cell(needs: list[str]) -> str:
+    """A wide fan-in would push every other column off the screen: count it instead."""
+    return ", ".join(needs) if len(needs) <= 3 else f"{len(needs)} jobs"
+
+
+def job_line(view: WorkflowView, chain: ChainRecord) -> str:
+    """One plain line for a job change (watch and run when not on a terminal)."""
+    line = f"{view.workflow.id[:12]} job {chain.job} {job_status(chain)} chain {chain.id[:12]}"
+    if chain.status == Status.COMPLETED:
+        line += f" result {render.result_summary(chain.type, chain.result)}"
+    elif chain.error:
+        line += f": {chain.error}"
+    return line
+
+
+def summary_line(view: WorkflowView) -> str:
+    row = view.workflow
+    counts: dict[str, int] = {}
+    for chain in view.jobs:
+        counts[chain.status.value] = counts.get(chain.status.value, 0) + 1
+    tally = ", ".join(f"{n} {s}" for s, n in counts.items())
+    line = f"workflow {row.id} {row.name} {row.status.value}"
+    if row.started_at:
+        line += f" in {render.duration(row.started_at, row.finished_at)}"
+    return f"{line}: {len(view.jobs)} jobs ({tally})" + (f"; {row.error}" if row.error else "")
+
+
+def _state(view: WorkflowView) -> tuple[object, ...]:
+    return (view.workflow.status, tuple((c.job, job_status(c), c.error) for c in view.jobs))
+
+
+def poll(
+    workflow_id: str,
+    *,
+    timeout: float | None,
+    on_change: Callable[[WorkflowView], None] | None = None,
+    interval: float = 0.25,
+) -> WorkflowView:
+    """Read the workflow until it has finished, calling `on_change` with every new state;
+    store outages shorter than OUTAGE_PATIENCE are waited out."""
+    start = time.monotonic()
+    seen: object = None
+    outage: float | None = None
+    delay = 0.02
+    while True:
+        try:
+            view = core.get_workflow(workflow_id)
+            outage = None
+        except StoreUnavailable:
+            outage = outage or time.monotonic()
+            if time.monotonic() - outage > OUTAGE_PATIENCE:
+                raise
+            time.sleep(1.0)
+            continue
+        state = _state(view)
+        if state != seen:
+            seen = state
+            if on_change is not None:
+                on_change(view)
+        if view.workflow.status.finished:
+            return view
+        if timeout is not None and time.monotonic() - start >= timeout:
+            raise TimedOut(workflow_id, timeout)
+        time.sleep(delay)
+        delay = min(delay * 1.5, interval)
+
+
+class _Lines:
+    """Plain lines: one per job whose status changed."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.shown: dict[str, tuple[str, str | None]] = {}
+
+    def __call__(self, view: WorkflowView) -> None:
+        for chain in view.jobs:
+            now = (job_status(chain), chain.error)
+            if self.shown.get(chain.id) != now and (chain.id in self.shown or now[0] != "PENDING"):
+                self.console.print(job_line(view, chain), markup=False, highlight=False)
+            self.shown[chain.id] = now
+
+
+def _live(console: Console, workflow_id: str, timeout: float | None) -> WorkflowView:
+    def feed(push: Callable[[WorkflowView], None]) -> WorkflowView:
+        return poll(workflow_id, timeout=timeout, on_change=push)
+
+    def draw(view: WorkflowView, now: datetime, _f: int | None, _r: int | None) -> RenderableType:
+        return table(view, now=now)
+
+    def key(view: WorkflowView, now: datetime, _frame: int) -> Hashable:
+        return (_state(view), now.second)  # the running jobs' clocks move every second
+
+    return live.run(console, feed, draw=draw, key=key)
+
+
+def follow(
+    workflow_id: str, *, timeout: float | None, show: bool, json_lines: bool, to_stdout: bool
+) -> int:
+    """Follow a workflow to its end, showing job changes; return its exit code."""
+    console = output.out() if to_stdout else output.err()
+    stream_plain = output.plain() if to_stdout else output.plain(sys.stderr)
+    try:
+        if json_lines:
+            final = poll(workflow_id, timeout=timeout,
+                         on_change=lambda v: output.emit_json(workflow_json(v)))  # fmt: skip
+        elif show and not stream_plain:
+            final = _live(console, workflow_id, timeout)
+        else:
+            final = poll(workflow_id, timeout=timeout, on_change=_Lines(console) if show else None)
+    except KeyboardInterrupt:
+        output.error(f"interrupted: workflow {workflow_id} goes on")
+        raise SystemExit(130) from None
+    if show and not json_lines:
+        console.print(summary_line(final), markup=False, highlight=False)
+    elif not show and final.workflow.status != Status.COMPLETED:
+        row = final.workflow
+        output.error(f"workflow {workflow_id} {row.status.value}: {row.error}")
+    return core.exit_code(final.workflow.status)
+
+
+# ---- the commands' workflow branches -----------------------------------------------------
+
+
+def show_status(workflow_id: str, *, json: bool) -> int:
+    view = core.get_workflow(workflow_id)
+    if json:
+        output.emit_json(workflow_json(view))
+    else:
+        output.out().print(table(view))
+    return 0
+
+
+def show_result(workflow_id: str, *, json: bool, wait: bool, timeout: float | None) -> int:
+    """Each job's outputs; exit as for a chain's result."""
+    view = core.get_workflow(workflow_id)
+    if wait and not view.workflow.status.finished:
+        view = poll(workflow_id, timeout=timeout)
+    row = view.workflow
+    if json:
+        output.emit_json(result_json(view))
+    elif row.status == Status.COMPLETED:
+        output.emit_json(core.workflow_outputs(view))
+    elif row.status.finished:
+        output.say(f"workflow {row.id} {row.status.value}: {row.error or 'no result'}")
+    else:
+        output.say(f"workflow {row.id} is {row.status.value}: no result yet (use --wait)")
+    return core.exit_code(row.status)
+
+
+def show_list(*, statuses: list[str], limit: int | None, json: bool) -> None:
+    rows = core.list_workflows(statuses=statuses, limit=limit)
+    if json:
+        output.emit_json([
+            {"id": r.id, "kind": "workflow", "name": r.name, "status": r.status.value,
+             "jobs": len(r.spec.get("jobs", {})), "created_at": iso(r.created_at),
+             "finished_at": iso(r.finished_at)}
+            for r in rows
+        ])  # fmt: skip
+        return
+    if not rows:
+        output.say("no workflows")
+        return
+    listing = Table(box=None, pad_edge=False)
+    for column in ("id", "name", "status", "jobs", "created", "time"):
+        listing.add_column(column)
+    for r in rows:
+        listing.add_row(
+            r.id[:12], r.name, render.status_text(r.status), str(len(r.spec.get("jobs", {}))),
+            iso(r.created_at) or "", render.duration(r.started_at, r.finished_at)
+            if r.started_at else "",
+        )  # fmt: skip
+    output.out().print(listing)
+
+
+def cancel_workflow(workflow_id: str) -> None:
+    from taskchain.engine import workflow
+
+    if workflow.cancel(workflow_id):
+        output.say(f"cancelled workflow {workflow_id}")
+    else:
+        row = core.get_workflow(workflow_id).workflow
+        output.say(f"workflow {workflow_id} already {row.status.value}; nothing to cancel")
+
+
+def retry_workflow(workflow_id: str, *, wait: bool, quiet: bool) -> int:
+    from taskchain.engine import workflow
+    from taskchain.settings import get_settings
+
+    started = workflow.retry(workflow_id)
+    if not quiet:
+        output.say(f"retrying workflow {workflow_id}: {len(started)} job(s) started")
+    if get_settings().embedded or wait:
+        return follow(workflow_id, timeout=None, show=not quiet, json_lines=False,
+                      to_stdout=False)  # fmt: skip
+    return 0

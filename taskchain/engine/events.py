@@ -1,0 +1,152 @@
+"""Step-change notifications, so that waiters wake at once instead of polling the store.
+
+After a worker records a change of a chain (a step claimed, a step finished), it publishes a
+tiny message on the Redis channel `taskchain.events.<chain_id>` when the broker is Redis
+(embedded, to waiters in the same process, through a queue in memory); `wait.follow`
+subscribes and re-reads the store when a message arrives. The store stays the record: a
+message only says "look now". A lost message (no Redis, a blip) costs only latency, because
+a waiter still polls, less often. The message is `<index>:<what>`; `END` means the chain
+finished, which a waiter reads at once; other changes it reads at most every MIN_GAP
+seconds, so that a chain of a thousand millisecond steps is not re-read a thousand times.
+No Celery in here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from typing import Any
+
+from taskchain.settings import get_settings, mask_url
+
+log = logging.getLogger(__name__)
+
+PREFIX = "taskchain.events."
+#: After a failed publish, how long a process stays quiet before it tries again.
+BACKOFF = 5.0
+#: Redis answers a PUBLISH in well under a millisecond; a step must never wait long on it.
+SOCKET_TIMEOUT = 0.5
+MIN_GAP = 0.05
+END = "END"
+
+_lock = threading.Lock()
+_clients: dict[tuple[int, str], Any] = {}  # (pid, url) -> redis client; a fork makes its own
+_quiet_until = 0.0
+
+
+def channel_url() -> str | None:
+    """The Redis URL notifications go through, or None (embedded, or another broker)."""
+    settings = get_settings()
+    url = settings.broker_url
+    if settings.embedded or not url or not url.startswith(("redis://", "rediss://")):
+        return None
+    return url
+
+
+def channel(chain_id: str) -> str:
+    return PREFIX + chain_id
+
+
+def client(url: str) -> Any:
+    """A Redis client for `url`, one per process."""
+    import redis
+
+    key = (os.getpid(), url)
+    with _lock:
+        found = _clients.get(key)
+        if found is None:
+            found = _clients[key] = redis.Redis.from_url(
+                url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT
+            )
+        return found
+
+
+class _Local:
+    """A subscription inside this process (embedded mode), shaped like Redis' pub/sub."""
+
+    def __init__(self, chain_id: str) -> None:
+        self.chain_id = chain_id
+        self.queue: queue.SimpleQueue[str] = queue.SimpleQueue()
+        with _lock:
+            _local.setdefault(chain_id, []).append(self.queue)
+
+    def get_message(self, timeout: float = 0.0) -> dict[str, Any] | None:
+        try:
+            return {
+                "data": self.queue.get(timeout=timeout) if timeout > 0 else self.queue.get_nowait()
+            }
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        with _lock:
+            waiting = _local.get(self.chain_id, [])
+            if self.queue in waiting:
+                waiting.remove(self.queue)
+            if not waiting:
+                _local.pop(self.chain_id, None)
+
+
+_local: dict[str, list[queue.SimpleQueue[str]]] = {}
+
+
+def publish(chain_id: str, message: str) -> None:
+    """Tell waiters that `chain_id` changed (best effort: never raises)."""
+    global _quiet_until
+    if _local:
+        with _lock:
+            for waiting in _local.get(chain_id, ()):
+                waiting.put(message)
+    url = channel_url()
+    if url is None or time.monotonic() < _quiet_until:
+        return
+    try:
+        client(url).publish(channel(chain_id), message)
+    except Exception as exc:  # waiters fall back to polling; the step goes on
+        _quiet_until = time.monotonic() + BACKOFF
+        log.warning("could not publish a step change on %s: %s", mask_url(url), exc)
+
+
+def subscribe(chain_id: str) -> Any | None:
+    """A Redis pub/sub subscribed to the chain's channel, or None when there is no channel
+    (embedded, another broker, Redis unreachable): the caller then polls."""
+    if get_settings().embedded:
+        return _Local(chain_id)
+    url = channel_url()
+    if url is None:
+        return None
+    try:
+        import redis
+
+        conn = redis.Redis.from_url(url, socket_connect_timeout=SOCKET_TIMEOUT)
+        pubsub = conn.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(channel(chain_id))
+        return pubsub
+    except Exception as exc:
+        log.debug("no change notifications for %s: %s", chain_id, exc)
+        return None
+
+
+def wait(pubsub: Any, timeout: float, *, not_before: float = 0.0) -> bool:
+    """Block until a change is announced on `pubsub` or `timeout` passes; True if announced.
+    A chain's end returns at once; another change not before `not_before` (monotonic time),
+    taking every message that came meanwhile, so that one re-read serves them all."""
+    deadline = time.monotonic() + timeout
+    got = False
+    while True:
+        until = min(not_before, deadline) if got else deadline
+        left = until - time.monotonic()
+        if left <= 0:
+            return got
+        # None also for a message pub/sub consumed itself (the subscribe confirmation).
+        message = pubsub.get_message(timeout=left)
+        if message is None:
+            continue
+        data = message.get("data")
+        text = data.decode() if isinstance(data, bytes) else str(data)
+        if text.endswith(END):
+            return True
+        got = True

@@ -1,0 +1,245 @@
+"""`taskchain run` embedded: fan-out and fan-in, a failure skipping what needs it, bad files
+refused with nothing recorded, status/result/watch/retry on a workflow id, ids shared with
+chains, and a store at schema 0003 upgraded to 0004."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from taskchain import settings
+from taskchain.store import dispose_engines, get_engine, schema
+from tests.support.cli import invoke
+
+EXAMPLES = Path(__file__).parents[2] / "examples" / "workflows"
+
+MIXED = """\
+name: mixed
+jobs:
+  bad:
+    type: math_chain
+    config: {operation: divide, numbers: [1, 0]}
+  after-bad:
+    type: math_chain
+    needs: [bad]
+    config: {numbers: ["${{ jobs.bad.outputs.value }}", 1]}
+  later:
+    type: math_chain
+    needs: [after-bad]
+    config: {numbers: [1, 2]}
+  good:
+    type: math_chain
+    config: {numbers: [2, 3]}
+  after-good:
+    type: math_chain
+    needs: [good]
+    config: {operation: multiply, numbers: ["${{ jobs.good.outputs.value }}", 10]}
+"""
+
+
+def write(folder: Path, name: str, text: str) -> str:
+    path = folder / name
+    path.write_text(text)
+    return str(path)
+
+
+def run_ok(runner: CliRunner, *args: str, code: int = 0) -> str:
+    done = invoke(runner, "run", *args, "-q")
+    assert done.exit_code == code, done.output
+    return str(done.stdout.strip())
+
+
+def status(runner: CliRunner, ref: str) -> dict[str, Any]:
+    done = invoke(runner, "status", ref, "--json")
+    assert done.exit_code == 0, done.output
+    doc: dict[str, Any] = json.loads(done.stdout)
+    return doc
+
+
+def jobs(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {job["name"]: job for job in doc["jobs"]}
+
+
+def test_the_fanout_example_joins_twenty_jobs(runner: CliRunner) -> None:
+    wf_id = run_ok(runner, str(EXAMPLES / "fanout.yaml"))
+    doc = status(runner, wf_id)
+    assert (doc["id"], doc["name"], doc["status"], doc["error"]) == (
+        wf_id, "fanout", "COMPLETED", None)  # fmt: skip
+    assert len(doc["jobs"]) == 21
+    assert {j["status"] for j in doc["jobs"]} == {"COMPLETED"}
+    assert jobs(doc)["total"]["needs"] == [f"square-{i:02d}" for i in range(1, 21)]
+    # The join started only after the last of its needs had finished.
+    last_square = max(j["finished_at"] for j in doc["jobs"] if j["name"] != "total")
+    assert jobs(doc)["total"]["started_at"] >= last_square
+    result = invoke(runner, "result", wf_id, "--json")
+    assert result.exit_code == 0, result.output
+    outputs = json.loads(result.stdout)["result"]
+    assert outputs["total"] == {"value": sum(i * i for i in range(1, 21))}  # 2870
+    assert outputs["square-07"] == {"value": 49}
+    # Each job is a chain of its own, readable as one.
+    total_chain = status(runner, jobs(doc)["total"]["chain_id"])
+    assert (total_chain["type"], total_chain["result"]) == ("math_chain", 2870)
+
+
+def test_a_failed_job_skips_what_needs_it_and_the_rest_finishes(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    done = invoke(runner, "run", write(tmp_path, "mixed.yaml", MIXED))
+    assert done.exit_code == 1, done.output
+    wf_id = done.stdout.strip()
+    doc = status(runner, wf_id)
+    assert doc["status"] == "FAILED"
+    assert doc["error"] == ("job 'bad' failed: step 1 (divide 0) failed: division by zero (1 // 0)")
+    got = {name: (j["status"], j["error"]) for name, j in jobs(doc).items()}
+    assert got == {
+        "bad": ("FAILED", "step 1 (divide 0) failed: division by zero (1 // 0)"),
+        "after-bad": ("SKIPPED", "job 'bad' failed"),
+        "later": ("SKIPPED", "job 'bad' failed (needed through 'after-bad')"),
+        "good": ("COMPLETED", None),
+        "after-good": ("COMPLETED", None),
+    }
+    result = json.loads(invoke(runner, "result", wf_id, "--json").stdout)
+    assert result["result"]["after-good"] == {"value": 50}
+    assert result["result"]["bad"] is None
+    # watch on a finished workflow: one plain line per job, then the summary; exit 1.
+    watched = invoke(runner, "watch", wf_id[:8])
+    assert watched.exit_code == 1
+    lines = watched.stdout.splitlines()
+    assert lines[1] == (
+        f"{wf_id[:12]} job after-bad SKIPPED chain {jobs(doc)['after-bad']['chain_id'][:12]}: "
+        "job 'bad' failed"
+    )
+    assert lines[-1].startswith(f"workflow {wf_id} mixed FAILED in ")
+    assert lines[-1].endswith(
+        "5 jobs (1 FAILED, 2 SKIPPED, 2 COMPLETED); job 'bad' failed: step 1 (divide 0) "
+        "failed: division by zero (1 // 0)"
+    )
+    listed = json.loads(invoke(runner, "list", "--workflows", "--json").stdout)
+    assert [(w["id"], w["status"], w["jobs"]) for w in listed] == [(wf_id, "FAILED", 5)]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("jobs:\n  a: {type: math_chain, config: {numbers: [1, 2]}, needs: [b]}\n",
+         "job 'a': needs: no job is named 'b' (jobs: a)"),
+        ("jobs:\n  a: {type: math_chain, config: {numbers: [1, 2]}, needs: [b]}\n"
+         "  b: {type: math_chain, config: {numbers: [1, 2]}, needs: [a]}\n",
+         "jobs a -> b -> a form a cycle"),
+        ("jobs:\n  a: {type: nope_chain, config: {}}\n", "job 'a': type: unknown chain type"),
+        ("jobs:\n  a: {type: math_chain, config: {numbers: [1, 2]}}\n"
+         "  b: {type: math_chain, needs: [a], config: {numbers: ['${{ jobs.a.outputs.tbl }}']}}\n",
+         "job 'b': config.numbers.0: "),
+    ],
+)  # fmt: skip
+def test_a_bad_file_is_exit_2_in_one_line_and_records_nothing(
+    runner: CliRunner, tmp_path: Path, text: str, message: str
+) -> None:
+    path = write(tmp_path, "bad.yaml", text)
+    done = invoke(runner, "run", path)
+    assert (done.exit_code, done.stdout) == (2, ""), done.output
+    assert done.stderr.startswith(f"taskchain: error: workflow {path}: ")
+    assert message in done.stderr
+    assert done.stderr.count("\n") == 1
+    assert json.loads(invoke(runner, "list", "--workflows", "--json").stdout) == []
+    assert json.loads(invoke(runner, "list", "--json").stdout) == []
+
+
+def test_retry_reruns_failed_and_skipped_jobs_reusing_completed_ones(
+    runner: CliRunner, tmp_path: Path, workspace: Path
+) -> None:
+    # `read` fails while later.txt is missing; `after` needs it.
+    text = (
+        "jobs:\n"
+        "  count: {type: math_chain, config: {numbers: [1, 2]}}\n"
+        "  read: {type: io_chain, needs: [count],\n"
+        "         config: {file_operations: [read], target_files: [later.txt]}}\n"
+        "  after: {type: math_chain, needs: [read, count],\n"
+        "          config: {numbers: ['${{ jobs.count.outputs.value }}', 4]}}\n"
+    )
+    wf_id = run_ok(runner, write(tmp_path, "retry.yaml", text), "--id", "wf-retry", code=1)
+    assert wf_id == "wf-retry"
+    before = jobs(status(runner, wf_id))
+    assert before["read"]["status"] == "FAILED"
+    assert before["read"]["error"] == "step 1 (read) failed: read later.txt: does not exist"
+    assert before["after"] == {**before["after"], "status": "SKIPPED",
+                               "error": "job 'read' failed"}  # fmt: skip
+    (workspace / "later.txt").write_text("hello")
+    again = invoke(runner, "retry", "wf-retry", "-q")
+    assert again.exit_code == 0, again.output
+    after = jobs(status(runner, wf_id))
+    assert {n: j["status"] for n, j in after.items()} == dict.fromkeys(after, "COMPLETED")
+    assert after["count"] == before["count"]  # not run again: same chain, same times
+    out = json.loads(invoke(runner, "result", wf_id, "--json").stdout)["result"]
+    assert out["after"] == {"value": 7}
+    refused = invoke(runner, "retry", "wf-retry")
+    assert (refused.exit_code, refused.stderr) == (2, (
+        "taskchain: error: workflow wf-retry is COMPLETED: only FAILED or CANCELLED "
+        "workflows can be retried\n"))  # fmt: skip
+    # Running the same --id again returns the workflow it made (idempotent).
+    assert run_ok(runner, write(tmp_path, "retry.yaml", text), "--id", "wf-retry") == wf_id
+
+
+def test_ids_are_resolved_across_chains_and_workflows(runner: CliRunner, tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "one.yaml", "jobs:\n  a: {type: math_chain, config: {numbers: [1, 2]}}\n"
+    )
+    assert run_ok(runner, path, "--id", "same-wf") == "same-wf"
+    chain = invoke(runner, "submit", "math_chain", "--numbers", "1", "2", "--id", "same-ch", "-q")
+    assert chain.exit_code == 0, chain.output
+    assert status(runner, "same-w")["jobs"][0]["name"] == "a"
+    assert status(runner, "same-c")["type"] == "math_chain"
+    ambiguous = invoke(runner, "status", "same")
+    assert (ambiguous.exit_code, ambiguous.stderr) == (
+        3, "taskchain: error: id prefix 'same' is ambiguous: it matches same-wf, same-ch\n")  # fmt: skip
+    taken = invoke(runner, "run", path, "--id", "same-ch")
+    assert (taken.exit_code, taken.stderr) == (
+        2, "taskchain: error: --id 'same-ch': a chain has that id\n")  # fmt: skip
+
+
+def test_a_0003_store_is_upgraded_to_0004(runner: CliRunner) -> None:
+    url = settings.get_settings().store_url
+    assert (
+        invoke(runner, "submit", "math_chain", "--numbers", "4", "5", "--id", "old", "-q").exit_code
+        == 0
+    )
+    dispose_engines()
+    db = sqlite3.connect(url.removeprefix("sqlite:///"))  # back to what 0003 made
+    db.executescript(
+        "DROP TABLE workflow; DROP INDEX ix_chain_workflow_id;"
+        "ALTER TABLE chain DROP COLUMN workflow_id; ALTER TABLE chain DROP COLUMN job;"
+        "UPDATE alembic_version SET version_num = '0003';"
+    )
+    db.close()
+    assert schema.state(schema_engine(url)) == schema.State("0003", stamped=True)
+    wf_id = run_ok(runner, str(EXAMPLES / "fanout.yaml"))  # the first command upgrades it
+    assert schema.state(get_engine()) == schema.State("0004", stamped=True)
+    assert status(runner, "old")["result"] == 9
+    assert status(runner, wf_id)["status"] == "COMPLETED"
+
+
+def schema_engine(url: str) -> Any:
+    from sqlalchemy import create_engine
+
+    return create_engine(url)
+
+
+def test_the_nightly_example_mixes_three_types(runner: CliRunner, workspace: Path) -> None:
+    import shutil
+
+    shutil.copy(EXAMPLES.parent / "sales.csv", workspace / "sales.csv")
+    wf_id = run_ok(runner, str(EXAMPLES / "nightly.yaml"))
+    doc = jobs(status(runner, wf_id))
+    assert {n: j["type"] for n, j in doc.items()} == {
+        "clean": "data_chain", "summary": "data_chain", "totals": "math_chain",
+        "archive": "io_chain"}  # fmt: skip
+    archived = workspace / "archive" / "1-analyze.json"
+    report = json.loads(archived.read_text())
+    assert report["rows"] == 17
+    summary = status(runner, doc["summary"]["chain_id"])
+    assert summary["config"]["data_input"].endswith("/2-transform.parquet")  # resolved

@@ -1,0 +1,97 @@
+"""Change notifications: a waiter wakes when a step changes instead of polling the store."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from taskchain import settings
+from taskchain.engine import events, wait
+from taskchain.engine.submit import prepare
+from taskchain.store import queries, session
+
+
+def later(seconds: float, chain_id: str, message: str) -> None:
+    threading.Timer(seconds, events.publish, args=(chain_id, message)).start()
+
+
+def test_a_waiter_in_this_process_wakes_on_a_change() -> None:
+    pubsub = events.subscribe("c1")  # embedded: a queue in this process
+    assert pubsub is not None
+    try:
+        start = time.monotonic()
+        later(0.1, "c1", "0:RUNNING")
+        assert events.wait(pubsub, 5.0) is True
+        assert 0.09 <= time.monotonic() - start < 2.0
+        events.publish("other", "0:END")  # another chain's news is not ours
+        assert events.wait(pubsub, 0.2) is False
+    finally:
+        pubsub.close()
+    assert "c1" not in events._local
+
+
+def test_changes_are_coalesced_but_the_end_is_seen_at_once() -> None:
+    pubsub = events.subscribe("c2")
+    assert pubsub is not None
+    try:
+        for index in range(5):
+            events.publish("c2", f"{index}:COMPLETED")
+        start = time.monotonic()
+        assert events.wait(pubsub, 5.0, not_before=start + 0.3) is True
+        assert time.monotonic() - start >= 0.29  # one wake-up for the five changes
+        assert events.wait(pubsub, 0.05) is False  # all five were taken
+        later(0.05, "c2", "5:END")
+        start = time.monotonic()
+        assert events.wait(pubsub, 5.0, not_before=start + 3.0) is True
+        assert time.monotonic() - start < 1.0  # the end does not wait for not_before
+    finally:
+        pubsub.close()
+
+
+def test_follow_sees_the_end_without_waiting_for_the_fallback() -> None:
+    from taskchain.engine import runner
+
+    chain, steps = prepare("math_chain", {"numbers": [1, 2, 3]})
+    with session(write=True) as s:
+        queries.insert_chain(session=s, chain=chain, steps=steps)
+
+    def run() -> None:
+        time.sleep(0.3)
+        index: int | None = 0
+        while index is not None:
+            index = runner.execute_step(chain.id, index, worker="t")
+
+    threading.Thread(target=run).start()
+    start = time.monotonic()
+    view = wait.follow(chain.id, timeout=30)
+    took = time.monotonic() - start
+    assert view.chain.result == 6 and len(view.steps) == 2
+    assert took < 0.3 + wait.FALLBACK  # woken by the END, not by the next look at the store
+
+
+@pytest.mark.redis
+def test_workers_announce_changes_over_redis(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TASKCHAIN_BROKER_URL", redis_url)
+    settings.configure()
+    assert events.channel_url() == redis_url
+    pubsub = events.subscribe("c3")
+    assert pubsub is not None
+    try:
+        start = time.monotonic()
+        later(0.1, "c3", "0:END")
+        assert events.wait(pubsub, 5.0) is True
+        assert time.monotonic() - start < 2.0
+    finally:
+        pubsub.close()
+
+
+def test_no_channel_means_polling(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASKCHAIN_BROKER_URL", "amqp://guest:guest@127.0.0.1:1//")
+    settings.configure()
+    assert events.channel_url() is None
+    assert events.subscribe("c4") is None
+    events.publish("c4", "0:END")  # nothing to send to, and no error
