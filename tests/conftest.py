@@ -66,10 +66,12 @@ def runner() -> CliRunner:
 
 
 @pytest.fixture
-def env(tmp_path: Path, isolated: Path) -> dict[str, str]:
+def env(request: pytest.FixtureRequest, isolated: Path) -> dict[str, str]:
     """Environment for subprocesses: the same store and workspace as this test."""
+    if "store_url" in request.fixturenames:  # on each backend: its store, set up first
+        request.getfixturevalue("store_url")
     result = {k: v for k, v in os.environ.items() if not k.startswith("TASKCHAIN_")}
-    result["TASKCHAIN_DATABASE_URL"] = f"sqlite:///{tmp_path / 'store.db'}"
+    result["TASKCHAIN_DATABASE_URL"] = os.environ["TASKCHAIN_DATABASE_URL"]
     result["TASKCHAIN_WORKSPACE"] = str(isolated)
     result["PYTHONUNBUFFERED"] = "1"
     return result

@@ -92,6 +92,7 @@ def test_config_file(runner: CliRunner, tmp_path: Path, suffix: str) -> None:
     assert len(status["steps"]) == 5
 
 
+@pytest.mark.usefixtures("store_url")  # SQLite and PostgreSQL
 def test_failed_chain_exits_1_with_reason(runner: CliRunner) -> None:
     result = invoke(
         runner, "submit", "math_chain", "--numbers", "5", "0", "1", "--operation", "divide", "-q"
@@ -112,6 +113,7 @@ def test_failed_chain_exits_1_with_reason(runner: CliRunner) -> None:
     assert "division by zero" in result.stderr
 
 
+@pytest.mark.usefixtures("store_url")  # SQLite and PostgreSQL
 def test_status_json_shape(runner: CliRunner) -> None:
     chain_id = submit_q(runner, "--numbers", "1", "2", "3")
     doc = json.loads(invoke(runner, "status", chain_id[:8], "--json").stdout)
@@ -136,6 +138,7 @@ def test_status_table(runner: CliRunner) -> None:
     assert text.rstrip().endswith("result: 6")
 
 
+@pytest.mark.usefixtures("store_url")  # SQLite and PostgreSQL
 def test_list_and_filters(runner: CliRunner) -> None:
     ok = submit_q(runner, "--numbers", "1", "2")
     bad = invoke(
@@ -156,6 +159,7 @@ def test_list_and_filters(runner: CliRunner) -> None:
     assert ok in table and bad in table and "FAILED" in table
 
 
+@pytest.mark.usefixtures("store_url")  # SQLite and PostgreSQL
 def test_stats(runner: CliRunner) -> None:
     submit_q(runner, "--numbers", "1", "2")
     submit_q(runner, "--numbers", "3", "4")
@@ -175,6 +179,7 @@ def test_stats(runner: CliRunner) -> None:
     assert "math_chain" in text and "total" in text
 
 
+@pytest.mark.usefixtures("store_url")  # SQLite and PostgreSQL
 def test_delete(runner: CliRunner) -> None:
     first = submit_q(runner, "--numbers", "1", "2")
     second = submit_q(runner, "--numbers", "1", "3")
@@ -187,6 +192,7 @@ def test_delete(runner: CliRunner) -> None:
     assert invoke(runner, "delete", first, "--yes").exit_code == 3
 
 
+@pytest.mark.usefixtures("store_url")  # SQLite and PostgreSQL
 def test_idempotent_submit_with_id(runner: CliRunner) -> None:
     first = invoke(runner, "submit", "math_chain", "--numbers", "1", "2", "--id", "build-42")
     again = invoke(runner, "submit", "math_chain", "--numbers", "1", "2", "--id", "build-42")
@@ -195,6 +201,7 @@ def test_idempotent_submit_with_id(runner: CliRunner) -> None:
     assert [c["id"] for c in listed(runner)] == ["build-42"]
 
 
+@pytest.mark.usefixtures("store_url")  # SQLite and PostgreSQL
 def test_id_prefix_errors(runner: CliRunner) -> None:
     submit_q(runner, "--numbers", "1", "2", "--id", "same-1")
     submit_q(runner, "--numbers", "1", "2", "--id", "same-2")

@@ -12,14 +12,8 @@ from typer.testing import CliRunner
 
 from taskchain import settings
 from taskchain.cli import app
-from tests.support import stores
 
 FOUR_THOUSAND_NINES = int("9" * 4000)
-
-
-@pytest.fixture(params=stores.BACKENDS)
-def store_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    return stores.use(request, monkeypatch)
 
 
 def submit(runner: CliRunner, *numbers: str, operation: str = "add") -> str:

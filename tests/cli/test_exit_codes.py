@@ -171,6 +171,7 @@ def test_a_store_blip_while_watching_every_chain(
 
 
 # ---- 124 and 130 need a chain that does not finish: distributed mode, no worker ---------
+# On Redis and on RabbitMQ (`broker_env`): the step waits on the broker, nobody takes it.
 
 
 def queued(env: dict[str, str]) -> str:
@@ -179,9 +180,8 @@ def queued(env: dict[str, str]) -> str:
     return done.stdout.strip()
 
 
-@pytest.mark.redis
-def test_124_timeout_passed(redis_env: dict[str, str]) -> None:
-    chain_id = queued(redis_env)
+def test_124_timeout_passed(broker_env: dict[str, str]) -> None:
+    chain_id = queued(broker_env)
     for args, message in (
         (["result", chain_id, "--wait", "--timeout", "1s"], "did not finish within 1s; it goes on"),
         (["watch", chain_id, "--timeout", "1s"], "did not finish within 1s; it goes on"),
@@ -190,13 +190,13 @@ def test_124_timeout_passed(redis_env: dict[str, str]) -> None:
          "did not finish within 1.5s; it goes on"),
         (["result", chain_id], "is PENDING: no result yet (use --wait)"),  # as --timeout 0
     ):  # fmt: skip
-        limit = proc.within(6, redis_env)
+        limit = proc.within(6, broker_env)
         start = time.monotonic()
-        done = proc.run(args, redis_env)
+        done = proc.run(args, broker_env)
         assert done.returncode == 124, (args, done.stderr)
         assert time.monotonic() - start < limit
         assert done.stderr.splitlines()[-1].endswith(message), done.stderr
-    status = json.loads(proc.run(["status", chain_id, "--json"], redis_env).stdout)
+    status = json.loads(proc.run(["status", chain_id, "--json"], broker_env).stdout)
     assert status["status"] == "PENDING"  # the timeout did not touch the chain
 
 
@@ -213,30 +213,28 @@ def interrupt(args: list[str], env: dict[str, str], ready: bytes) -> tuple[int, 
     return returncode, child.stderr.read().decode()
 
 
-@pytest.mark.redis
-def test_130_interrupted_watch_says_the_chain_goes_on(redis_env: dict[str, str]) -> None:
-    chain_id = queued(redis_env)
-    returncode, stderr = interrupt(["watch", chain_id, "--json"], redis_env, b'"PENDING"')
+def test_130_interrupted_watch_says_the_chain_goes_on(broker_env: dict[str, str]) -> None:
+    chain_id = queued(broker_env)
+    returncode, stderr = interrupt(["watch", chain_id, "--json"], broker_env, b'"PENDING"')
     assert returncode == 130
     assert stderr == (
         f"taskchain: error: interrupted; chain {chain_id} goes on "
         f"(follow it: taskchain watch {chain_id[:12]})\n"
     )
-    status = json.loads(proc.run(["status", chain_id, "--json"], redis_env).stdout)
+    status = json.loads(proc.run(["status", chain_id, "--json"], broker_env).stdout)
     assert status["status"] == "PENDING"
 
 
-@pytest.mark.redis
 @pytest.mark.parametrize("command", [["watch"], ["result", "--wait"], ["submit", "--wait"]])
-def test_130_ctrl_c_on_the_live_view(redis_env: dict[str, str], command: list[str]) -> None:
+def test_130_ctrl_c_on_the_live_view(broker_env: dict[str, str], command: list[str]) -> None:
     from tests.support.terminal import Terminal, terminal_env
 
-    chain_id = queued(redis_env)
+    chain_id = queued(broker_env)
     if command[0] == "submit":
         args = ["submit", "math_chain", "--numbers", "4", "5", "--wait"]
     else:
         args = [command[0], chain_id, *command[1:]]
-    term = Terminal(args, terminal_env(redis_env), stdout_tty=command[0] == "watch")
+    term = Terminal(args, terminal_env(broker_env), stdout_tty=command[0] == "watch")
     term.wait_for("PENDING")
     os.kill(term.proc.pid, signal.SIGINT)
     assert term.finish(timeout=15) == 130

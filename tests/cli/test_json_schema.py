@@ -181,6 +181,7 @@ BIG = (str(2**200 + 1), str(10**100 + 7))
 BIG_SUM = 2**200 + 1 + 10**100 + 7
 
 
+@pytest.mark.usefixtures("store_url")  # SQLite and PostgreSQL
 def test_every_json_command_matches_its_schema(runner: CliRunner) -> None:
     ok = runner.invoke(app, ["submit", "math_chain", "--numbers", "1", "2", "3", "-q"])
     bad = runner.invoke(

@@ -31,6 +31,7 @@ def status(runner: CliRunner, chain_id: str) -> dict:
     return json.loads(runner.invoke(app, ["status", chain_id, "--json"]).stdout)
 
 
+@pytest.mark.usefixtures("store_url")
 def test_cancel_then_retry_runs_the_chain(runner: CliRunner) -> None:
     chain_id = recorded({"numbers": [1, 2, 3]})
     result = runner.invoke(app, ["cancel", chain_id[:8]])
@@ -49,6 +50,7 @@ def test_cancel_then_retry_runs_the_chain(runner: CliRunner) -> None:
     assert attempt(chain_id) == 2
 
 
+@pytest.mark.usefixtures("store_url")
 def test_retry_reuses_completed_steps(runner: CliRunner) -> None:
     failed = runner.invoke(
         app, ["submit", "math_chain", "--numbers", "6", "3", "0", "--operation", "divide", "-q"]
@@ -65,6 +67,7 @@ def test_retry_reuses_completed_steps(runner: CliRunner) -> None:
     assert attempt(chain_id) == 2
 
 
+@pytest.mark.usefixtures("store_url")
 def test_retry_refuses_a_completed_chain(runner: CliRunner) -> None:
     chain_id = runner.invoke(
         app, ["submit", "math_chain", "--numbers", "1", "2", "-q"]
@@ -77,6 +80,7 @@ def test_retry_refuses_a_completed_chain(runner: CliRunner) -> None:
     )
 
 
+@pytest.mark.usefixtures("store_url")
 def test_delete_of_a_running_chain_cancels_it_first(
     runner: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -109,6 +113,7 @@ def test_delete_of_a_running_chain_cancels_it_first(
     assert json.loads(runner.invoke(app, ["list", "--json"]).stdout) == []
 
 
+@pytest.mark.usefixtures("store_url")
 def test_delete_of_a_finished_chain_cancels_nothing(
     runner: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -121,6 +126,7 @@ def test_delete_of_a_finished_chain_cancels_nothing(
     assert calls == []
 
 
+@pytest.mark.usefixtures("store_url")
 def test_delete_removes_the_chains_files_in_the_workspace(runner: CliRunner, workspace) -> None:  # type: ignore[no-untyped-def]
     (workspace / "t.csv").write_text("a,b\n1,2\n3,4\n")
     chain_id = runner.invoke(

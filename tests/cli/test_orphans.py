@@ -20,6 +20,10 @@ from taskchain.store.models import utcnow
 from taskchain.timeparse import iso
 from tests.support.cli import invoke, status
 
+#: Every test here runs on SQLite and on PostgreSQL (the `store_url` fixture's two params):
+#: leases, reopen and the recovery sweep compare times in SQL.
+pytestmark = pytest.mark.usefixtures("store_url")
+
 DEAD = "deadhost:4242:abcd1234"  # host:pid:nonce, as engine/owner.py writes it
 STEP_TOKEN = "embedded-7@deadhost:4242:ffff0000"
 

@@ -17,14 +17,8 @@ from taskchain.cli import app
 from taskchain.store import ChainRecord, Status, StepRecord, queries, session
 from taskchain.store import prune as retention
 from taskchain.store.models import utcnow
-from tests.support import stores
 
 DAY = timedelta(days=1)
-
-
-@pytest.fixture(params=stores.BACKENDS)
-def store_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    return stores.use(request, monkeypatch)
 
 
 def make(chain_id: str, status: Status, *, age: timedelta, steps: int = 2,
@@ -166,6 +160,7 @@ def test_many_chains_go_in_batches_each_its_own_transaction(
     assert ids_left() == ["live"]
 
 
+@pytest.mark.usefixtures("store_url")  # SQLite and PostgreSQL
 def test_a_chain_retried_after_the_page_was_read_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     make("a", Status.FAILED, age=5 * DAY, folder=False)
     make("b", Status.FAILED, age=5 * DAY, folder=False)

@@ -15,6 +15,8 @@ from tests.integration import faults
 from tests.support import proc, services
 from tests.support.waiting import wait_until
 
+# Redis only: the test restarts the broker, and the suite owns only its redis-server; the
+# RabbitMQ server is shared (the suite has a vhost on it), so it cannot be restarted here.
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(600)]
 
 

@@ -1,4 +1,5 @@
-"""cancel in distributed mode: no step starts after it; --terminate stops the running one."""
+"""cancel in distributed mode: no step starts after it; --terminate stops the running one.
+On Redis and on RabbitMQ (`broker_env`): the revoke is a broadcast over the broker."""
 
 from __future__ import annotations
 
@@ -13,12 +14,10 @@ from tests.support import proc, services
 from tests.support.probe import Gates, executions
 from tests.support.waiting import wait_until
 
-pytestmark = pytest.mark.redis
-
 
 @pytest.fixture
-def probe_env(redis_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    env = faults.worker_env(redis_env)
+def probe_env(broker_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = faults.worker_env(broker_env)
     faults.use(monkeypatch, env)
     return env
 

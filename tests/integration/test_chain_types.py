@@ -7,11 +7,8 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-
+from taskchain.engine.queues import queue_name
 from tests.support import proc, services
-
-pytestmark = pytest.mark.redis
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -21,39 +18,39 @@ def status(env: dict[str, str], chain_id: str) -> dict:
 
 
 def test_steps_are_routed_to_their_type_queue(
-    redis_env: dict[str, str], workspace: Path, tmp_path: Path
+    broker_env: dict[str, str], workspace: Path, tmp_path: Path
 ) -> None:
+    """On Redis and on RabbitMQ: each broker routes by the queue's own exchange and key."""
     shutil.copy(EXAMPLES / "sales.csv", workspace / "sales.csv")
     (workspace / "a.txt").write_text("alpha")
-    with proc.worker(redis_env, tmp_path / "math.log", queues="math", name="math"):
+    with proc.worker(broker_env, tmp_path / "math.log", queues="math", name="math"):
         data = proc.run(
             ["submit", "data_chain", "--input", "sales.csv", "--steps", "clean,analyze", "-q"],
-            redis_env,
+            broker_env,
         )
         io = proc.run(
-            ["submit", "io_chain", "--targets", "a.txt", "--ops", "checksum", "-q"], redis_env
+            ["submit", "io_chain", "--targets", "a.txt", "--ops", "checksum", "-q"], broker_env
         )
         data_id, io_id = data.stdout.strip(), io.stdout.strip()
         # A math chain submitted after them completes: the worker has been taking messages
         # from its queue all along, and left the data and io steps alone, queued.
         math = proc.run(
             ["submit", "math_chain", "--numbers", "1", "2", "--wait", "--timeout", "60s", "-q"],
-            redis_env,
+            broker_env,
         )
         assert (math.returncode, math.stderr) == (0, ""), math.stderr
-        assert status(redis_env, math.stdout.strip())["result"] == 3
-        assert status(redis_env, data_id)["status"] == "PENDING"
-        assert status(redis_env, io_id)["status"] == "PENDING"
-        broker = redis_env["TASKCHAIN_BROKER_URL"]
-        assert (services.queue_length(broker, "data"), services.queue_length(broker, "io")) == (
-            1,
-            1,
-        )
-    with proc.worker(redis_env, tmp_path / "data-io.log", queues="data,io", name="dataio"):
+        assert status(broker_env, math.stdout.strip())["result"] == 3
+        assert status(broker_env, data_id)["status"] == "PENDING"
+        assert status(broker_env, io_id)["status"] == "PENDING"
+        broker = broker_env["TASKCHAIN_BROKER_URL"]
+        # Queued on the broker under taskchain's own names (the prefix + the family).
+        depth = [services.queue_length(broker, queue_name(f)) for f in ("data", "io", "math")]
+        assert depth == [1, 1, 0]
+    with proc.worker(broker_env, tmp_path / "data-io.log", queues="data,io", name="dataio"):
         for chain_id in (data_id, io_id):
-            waited = proc.run(["result", chain_id, "--wait", "--timeout", "60s"], redis_env)
+            waited = proc.run(["result", chain_id, "--wait", "--timeout", "60s"], broker_env)
             assert waited.returncode == 0, waited.stderr
-    data_doc, io_doc = status(redis_env, data_id), status(redis_env, io_id)
+    data_doc, io_doc = status(broker_env, data_id), status(broker_env, io_id)
     assert [s["queue"] for s in data_doc["steps"]] == ["data", "data"]
     assert io_doc["steps"][0]["queue"] == "io"
     assert io_doc["result"]["files"][0]["sha256"] == hashlib.sha256(b"alpha").hexdigest()

@@ -17,6 +17,8 @@ import pytest
 
 from tests.support import proc, services
 
+# Redis only: each test starts and stops a redis-server of its own (an unreachable, late or
+# half-available broker); the exit-4 paths are the same code on every transport.
 pytestmark = pytest.mark.redis
 CLOSED = "127.0.0.1:6599"  # nothing listens there
 

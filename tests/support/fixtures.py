@@ -4,10 +4,16 @@ Services, each the suite's own, never a server or database it did not create:
 - `redis_server` (session): a redis-server started on a free port, in its own folder, saving
   nothing; stopped at the end of the session. `redis_url` (each test): its URL, emptied first.
 - `postgres_url` (each test): a PostgreSQL database created with a unique name, dropped after.
-- `rabbitmq_url` (each test): a vhost of the session's own on the RabbitMQ server, deleted at
-  the end of the session.
+- `rabbitmq_url` (each test): a vhost made for this test on the RabbitMQ server, deleted after
+  it (a message a killed worker left unacked must not reach the next test's worker).
 - `redis_env`, `redis_worker`: the test's `env` with the private Redis as broker, and the same
   with a real `taskchain worker` running.
+
+Every backend, one fixture each (as huey runs one test mixin over every storage backend):
+- `store_url`: params sqlite and postgres; the test's store is a fresh SQLite file or a fresh
+  PostgreSQL database (TASKCHAIN_DATABASE_URL, and the `env` of its subprocesses).
+- `broker_url`: params redis and rabbitmq; the private Redis (emptied) or a fresh vhost.
+  `broker_env` is the test's `env` with it as broker.
 A test that takes one of these is marked `redis`, `postgres` or `rabbitmq` for it
 (`pytest -m "not redis"` leaves them out).
 
@@ -27,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import probe, proc, services
+from tests.support import probe, proc, services, stores
 
 #: The marker a test gets for each service fixture it uses.
 SERVICE_MARKERS = {
@@ -104,17 +110,37 @@ def postgres_url() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="session")
-def rabbitmq_vhost() -> Iterator[services.RabbitVhost]:
+@pytest.fixture
+def rabbitmq_url() -> Iterator[str]:
+    """amqp:// URL of a vhost made for this test on the RabbitMQ server, deleted after it."""
     vhost = services.RabbitVhost(f"taskchain_test_{uuid.uuid4().hex[:10]}")
-    yield vhost
+    yield vhost.url
     vhost.delete()
 
 
+@pytest.fixture(params=stores.BACKENDS)
+def store_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The test's store, once on SQLite and once on PostgreSQL."""
+    return stores.use(request, monkeypatch)
+
+
+#: The brokers every broker test runs on.
+BROKERS = [
+    pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("rabbitmq", marks=pytest.mark.rabbitmq),
+]
+
+
+@pytest.fixture(params=BROKERS)
+def broker_url(request: pytest.FixtureRequest) -> str:
+    """The test's broker, once on Redis (the private server) and once on RabbitMQ (a vhost)."""
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
 @pytest.fixture
-def rabbitmq_url(rabbitmq_vhost: services.RabbitVhost) -> str:
-    """amqp:// URL of a vhost of the session's own on the RabbitMQ server."""
-    return rabbitmq_vhost.url
+def broker_env(env: dict[str, str], broker_url: str) -> dict[str, str]:
+    """The test's `env` (its own store and workspace) with `broker_url` as broker."""
+    return {**env, "TASKCHAIN_BROKER_URL": broker_url}
 
 
 @pytest.fixture

@@ -116,9 +116,16 @@ class RedisServer:
 
 
 def broker_idle(url: str) -> bool:
-    """Nothing queued and nothing in flight on the suite's Redis broker: every list (a queue)
-    is empty and no message waits for an ack (kombu keeps those in the `unacked` hash, with
-    acks_late until the step is done, and retries with a countdown until they run)."""
+    """Nothing queued and nothing in flight on the test's broker (Redis or RabbitMQ)."""
+    if url.startswith("amqp"):
+        return all(ready == unacked == 0 for ready, unacked in rabbit_queues(url).values())
+    return _redis_idle(url)
+
+
+def _redis_idle(url: str) -> bool:
+    """Every list (a queue) is empty and no message waits for an ack (kombu keeps those in
+    the `unacked` hash, with acks_late until the step is done, and retries with a countdown
+    until they run)."""
     import redis
 
     with contextlib.closing(redis.Redis.from_url(url)) as client:
@@ -130,10 +137,29 @@ def broker_idle(url: str) -> bool:
 
 
 def queue_length(url: str, queue: str) -> int:
+    """Messages waiting in `queue` (not those a worker holds unacked)."""
+    if url.startswith("amqp"):
+        return rabbit_queues(url).get(queue, (0, 0))[0]
     import redis
 
     with contextlib.closing(redis.Redis.from_url(url)) as client:
         return int(client.llen(queue))
+
+
+def rabbit_queues(url: str) -> dict[str, tuple[int, int]]:
+    """Every queue of the URL's vhost: (messages ready, messages delivered and not yet acked).
+
+    rabbitmqctl, because AMQP itself cannot count unacked messages: with acks_late a step a
+    worker runs, and a retry it holds for its countdown, are unacked until done."""
+    vhost = url.rsplit("/", 1)[1] or "/"
+    done = subprocess.run(
+        ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "--no-table-headers",
+         "name", "messages_ready", "messages_unacknowledged"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = (line.split("\t") for line in done.stdout.splitlines() if line.strip())
+    return {name: (int(ready), int(unacked)) for name, ready, unacked in rows}
 
 
 class RabbitVhost:

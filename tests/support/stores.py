@@ -1,8 +1,8 @@
 """A store on each backend, for tests that must hold on SQLite and on PostgreSQL alike.
 
-A module uses it as
-    @pytest.fixture(params=stores.BACKENDS)
-    def store_url(request, monkeypatch): return stores.use(request, monkeypatch)
+A test takes the `store_url` fixture (tests/support/fixtures.py), or a module puts
+`pytestmark = pytest.mark.usefixtures("store_url")` on every test it has: each then runs
+once per backend, so a difference between them (the big-integer one) cannot hide.
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ from taskchain import settings
 from taskchain.cli import app
 from taskchain.store import dispose_engines, get_engine, migrations, queries, schema, session
 from taskchain.store.models import Status
-from tests.support import stores
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "store_0001"
 #: The step results the release recorded in chain `old-done`, and what comes back: on
@@ -30,11 +29,6 @@ FIXTURE = Path(__file__).parents[1] / "fixtures" / "store_0001"
 RECORDED: list[Any] = [6, 0.30000000000000004, "007", {"n": 10**100, "s": "1e5"}, None,
                        9223372036854775807, 10**100, 5.0, int("9" * 4000)]  # fmt: skip
 ON_SQLITE: list[Any] = [*RECORDED[:6], 1e100, 5, math.inf]
-
-
-@pytest.fixture(params=stores.BACKENDS)
-def store_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    return stores.use(request, monkeypatch)
 
 
 def same(a: Any, b: Any) -> bool:

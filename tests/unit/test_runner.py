@@ -12,6 +12,9 @@ from taskchain.engine import runner
 from taskchain.engine.submit import prepare
 from taskchain.store import Status, queries, session, transitions
 
+#: Every test here runs on SQLite and on PostgreSQL (the `store_url` fixture's two params).
+pytestmark = pytest.mark.usefixtures("store_url")
+
 
 def record(config: dict) -> str:
     chain, steps = prepare("math_chain", config)

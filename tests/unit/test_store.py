@@ -10,6 +10,9 @@ from taskchain.errors import AmbiguousId, ChainNotFound
 from taskchain.store import ChainRecord, Status, get_engine, queries, session, transitions
 from taskchain.store.models import utcnow
 
+#: Every test here runs on SQLite and on PostgreSQL (the `store_url` fixture's two params).
+pytestmark = pytest.mark.usefixtures("store_url")
+
 LATER = utcnow() + timedelta(hours=1)
 
 
@@ -39,10 +42,16 @@ def run_all(chain_id: str) -> None:
             )  # fmt: skip
 
 
-def test_sqlite_is_in_wal_mode_with_busy_timeout() -> None:
+def test_each_backend_is_set_up_for_many_writers(store_url: str) -> None:
     with get_engine().connect() as conn:
-        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-        assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 10_000
+        if store_url.startswith("sqlite"):
+            assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 10_000
+        else:
+            # The claims and leases are conditional UPDATEs: under READ COMMITTED the loser
+            # of a race sees the winner's row and updates nothing (no serialization errors).
+            assert conn.dialect.driver == "psycopg"
+            assert conn.execute(text("SHOW transaction_isolation")).scalar() == "read committed"
 
 
 def test_times_come_back_aware_utc() -> None:

@@ -31,15 +31,9 @@ from taskchain.store import (
     transitions,
 )
 from taskchain.store.models import utcnow
-from tests.support import stores
 
 LATER = utcnow().replace(year=utcnow().year + 1)
 BIGGEST = 10**4000 - 1  # 4,000 digits: the README's promise (Python's str limit is 4,300)
-
-
-@pytest.fixture(params=stores.BACKENDS)
-def store_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    return stores.use(request, monkeypatch)
 
 
 def digits(text: str, negative: bool) -> int:
