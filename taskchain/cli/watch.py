@@ -212,18 +212,18 @@ def follow_all(
     views: dict[str, ChainView] = {}
     orphans = _Orphans()
     polled = False
-    outage_since: float | None = None
+    outage = wait.Outage()
     while True:
         try:
             before = set(views)
             changed = orphans.sort(views, before, _poll_all(views))
-            polled, outage_since = True, None
-        except StoreUnavailable:
-            now = time.monotonic()
-            outage_since = outage_since or now
+            polled = True
+            outage.ok()
+        except StoreUnavailable as exc:
             # No store at the start: exit 4 at once. Lost on the way: wait it out a while.
-            if not polled or now - outage_since > wait.OUTAGE_PATIENCE:
+            if not polled:
                 raise
+            outage.failed(exc)
             time.sleep(1.0)
             continue
         if changed:

@@ -19,8 +19,6 @@ from taskchain.store import ChainRecord, Status
 from taskchain.store.workflows import WorkflowView, job_state
 from taskchain.timeparse import iso
 
-OUTAGE_PATIENCE = 30.0
-
 
 def workflow_json(view: WorkflowView) -> dict[str, Any]:
     row = view.workflow
@@ -117,19 +115,19 @@ def poll(
     interval: float = 0.25,
 ) -> WorkflowView:
     """Read the workflow until it has finished, calling `on_change` with every new state;
-    store outages shorter than OUTAGE_PATIENCE are waited out."""
+    store outages are waited out as every follower does (`wait.Outage`)."""
     start = time.monotonic()
+    from taskchain.engine.wait import Outage
+
     seen: object = None
-    outage: float | None = None
+    outage = Outage()
     delay = 0.02
     while True:
         try:
             view = core.get_workflow(workflow_id)
-            outage = None
-        except StoreUnavailable:
-            outage = outage or time.monotonic()
-            if time.monotonic() - outage > OUTAGE_PATIENCE:
-                raise
+            outage.ok()
+        except StoreUnavailable as exc:
+            outage.failed(exc)
             time.sleep(1.0)
             continue
         state = _state(view)

@@ -19,6 +19,26 @@ OUTAGE_PATIENCE = 30.0
 FALLBACK = 1.0
 
 
+class Outage:
+    """The one rule for a follower that loses the store (`watch`, `--wait`, a workflow's
+    watch): an outage shorter than `patience` is waited out; a longer one gives up with the
+    StoreUnavailable that ended it. `ok()` after every good read ends the outage."""
+
+    def __init__(self, patience: float = OUTAGE_PATIENCE) -> None:
+        self.patience = patience
+        self.since: float | None = None
+
+    def ok(self) -> None:
+        self.since = None
+
+    def failed(self, exc: StoreUnavailable) -> None:
+        """Record a failed read; raise `exc` once the outage has lasted `patience`."""
+        now = time.monotonic()
+        self.since = self.since or now
+        if now - self.since > self.patience:
+            raise exc
+
+
 def read(chain_id: str) -> ChainView:
     with session() as s:
         return queries.get_chain(session=s, chain_id=chain_id)
@@ -72,17 +92,14 @@ def _follow(
     start = time.monotonic()
     delay = 0.01
     last_seen: object = None
-    outage_since: float | None = None
+    outage = Outage()
     while True:
         try:
             read_at = time.monotonic()
             view = read(chain_id) if on_change is not None else _read_chain(chain_id)
-            outage_since = None
-        except StoreUnavailable:
-            now = time.monotonic()
-            outage_since = outage_since or now
-            if now - outage_since > OUTAGE_PATIENCE:
-                raise
+            outage.ok()
+        except StoreUnavailable as exc:
+            outage.failed(exc)
             time.sleep(min(2.0, max(delay, 0.2)))
             delay = min(delay * 2, 2.0)
             continue
