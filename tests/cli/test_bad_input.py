@@ -340,10 +340,10 @@ SETTINGS_CASES: list[tuple[str, dict[str, str], list[str], int, str]] = [
     ),
     (
         "broker without scheme (env)",
-        {"TASKCHAIN_BROKER_URL": "127.0.0.1:6379"},
+        {"TASKCHAIN_BROKER_URL": "redis.internal:6379"},
         SUBMIT,
         2,
-        "invalid setting TASKCHAIN_BROKER_URL: broker URL '127.0.0.1:6379' must start with",
+        "invalid setting TASKCHAIN_BROKER_URL: broker URL 'redis.internal:6379' must start with",
     ),
     (
         "broker port not a number (flag)",

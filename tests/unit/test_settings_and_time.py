@@ -13,10 +13,10 @@ from taskchain.timeparse import iso, parse_duration, parse_time
 @pytest.mark.parametrize(
     ("url", "masked"),
     [
-        ("redis://:s3cret@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+        ("redis://:s3cret@redis.internal:6379/0", "redis://:***@redis.internal:6379/0"),
         ("amqp://guest:guest@localhost:5672//", "amqp://guest:***@localhost:5672//"),
         ("postgresql://app:pw@db/x", "postgresql://app:***@db/x"),
-        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        ("redis://redis.internal:6379/0", "redis://redis.internal:6379/0"),
         (None, ""),
     ],
 )
@@ -25,12 +25,12 @@ def test_mask_url(url: str | None, masked: str) -> None:
 
 
 def test_env_and_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TASKCHAIN_BROKER_URL", "redis://127.0.0.1:6379/3")
+    monkeypatch.setenv("TASKCHAIN_BROKER_URL", "redis://redis.internal:6379/3")
     monkeypatch.setenv("TASKCHAIN_TASK_TIME_LIMIT", "60")
     settings.configure()
     current = settings.get_settings()
     assert (current.broker_url, current.task_time_limit, current.mode) == (
-        "redis://127.0.0.1:6379/3", 60, "distributed",
+        "redis://redis.internal:6379/3", 60, "distributed",
     )  # fmt: skip
     settings.configure(broker_url="amqp://guest:guest@127.0.0.1:5672//")
     assert settings.get_settings().broker_url.startswith("amqp://")  # type: ignore[union-attr]
