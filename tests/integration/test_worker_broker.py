@@ -5,7 +5,6 @@ records nothing. Each test starts its own redis-server on a free port and stops 
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import time
@@ -31,24 +30,13 @@ def free_port() -> int:
 
 @contextmanager
 def redis_server(port: int, folder: Path) -> Iterator[str]:
-    """A redis-server of our own on `port`, nothing kept on disk, stopped at the end."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    """A redis-server of our own on `port` (the suite's `RedisServer`), stopped at the end."""
+    server = services.RedisServer(folder)
+    server.start(port)
     try:
-        deadline = time.monotonic() + 10
-        while not services.reachable("127.0.0.1", port):
-            assert server.poll() is None, "redis-server exited"
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield server.url(0)
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        server.stop()
 
 
 def test_worker_with_unreachable_broker_exits_4_after_the_broker_timeout(

@@ -8,8 +8,6 @@ Import the fixtures into a test module: `from tests.support.celery_tools import 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -34,29 +32,9 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`redis://127.0.0.1:PORT`: a redis-server started for this session, nothing on disk."""
-    if shutil.which("redis-server") is None:
-        if os.environ.get("TASKCHAIN_REQUIRE_SERVICES") == "1":
-            pytest.fail("redis-server is not installed and TASKCHAIN_REQUIRE_SERVICES=1")
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    folder = tmp_path_factory.mktemp("redis")
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 20
-        while not services.reachable("127.0.0.1", port):
-            assert server.poll() is None, "redis-server exited"
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+def private_redis(redis_server: services.RedisServer) -> str:
+    """`redis://127.0.0.1:PORT`: the suite's own redis-server (nothing on disk)."""
+    return f"redis://127.0.0.1:{redis_server.port}"
 
 
 @pytest.fixture
