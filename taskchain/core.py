@@ -6,6 +6,7 @@ Reading commands stay cheap: nothing here imports Celery unless a chain must be 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -83,11 +84,19 @@ def stats() -> Stats:
         return queries.stats(session=s)
 
 
+def workflow_stats() -> dict[str, int]:
+    """Workflows per status (their jobs are counted among the chains by `stats`)."""
+    from taskchain.store import workflows as wfstore
+
+    with session() as s:
+        return wfstore.count_by_status(session=s)
+
+
 def parse_status(text: str) -> Status:
     try:
         return Status(text.strip().upper())
     except ValueError:
-        known = ", ".join(s.value for s in Status if s is not Status.SKIPPED)
+        known = ", ".join(s.value for s in Status)  # SKIPPED: a workflow's job may end so
         raise InvalidInput(f"unknown status {text!r} (known: {known})") from None
 
 
@@ -109,30 +118,82 @@ def cancel(chain_id: str, *, reason: str = "cancelled by user", terminate: bool 
     return cancelled
 
 
-def delete(refs: Sequence[str]) -> list[str]:
-    """Delete chains by id or prefix (all resolved first: one bad id deletes nothing)."""
-    ids = list(dict.fromkeys(resolve(ref) for ref in refs))
-    for chain_id in ids:
-        with session() as s:
-            status = queries.chain_status(session=s, chain_id=chain_id)
-        if status is not None and not status.finished:
-            cancel(chain_id, reason="cancelled by delete")
+@dataclass(frozen=True)
+class Doomed:
+    """What a `delete` will remove, every id checked: plain chains, and workflows with the
+    number of their jobs' chains (which go with them)."""
+
+    chains: list[str]
+    workflows: dict[str, int]
+
+
+def to_delete(refs: Sequence[str]) -> Doomed:
+    """Resolve chain and workflow ids or prefixes, all before anything is deleted. A
+    workflow's job is refused unless its workflow goes too: a workflow is never left short
+    of a job."""
+    from taskchain.store import workflows as wfstore
+
+    found = [resolve_any(ref) for ref in refs]
+    flows = list(dict.fromkeys(i for kind, i in found if kind == "workflow"))
+    chains = list(dict.fromkeys(i for kind, i in found if kind == "chain"))
+    with session() as s:
+        jobs = wfstore.owners(session=s, chain_ids=chains)
+        counts = {wf: len(wfstore.job_chains(session=s, workflow_ids=[wf])) for wf in flows}
+    for chain_id in chains:
+        if chain_id in jobs and jobs[chain_id][0] not in counts:
+            wf_id, job = jobs[chain_id]
+            raise InvalidInput(
+                f"chain {chain_id} is job {job!r} of workflow {wf_id}: delete the workflow "
+                f"instead (taskchain delete {wf_id})"
+            )
+    return Doomed([c for c in chains if c not in jobs], counts)
+
+
+def delete(doomed: Doomed) -> Doomed:
+    """Delete what `to_delete` found: running chains and workflows are cancelled first, then
+    every record goes in one transaction, then the chains' workspace folders."""
+    from taskchain.store import workflows as wfstore
+
+    with session() as s:
+        running = [
+            i for i in doomed.chains
+            if (st := queries.chain_status(session=s, chain_id=i)) and not st.finished
+        ]  # fmt: skip
+        flows = [wfstore.get(session=s, workflow_id=wf) for wf in doomed.workflows]
+        chain_spaces = [(i, _workspace(s, i)) for i in doomed.chains]
+    for view in flows:
+        if view is None:
+            continue
+        if not view.workflow.status.finished:
+            from taskchain.engine import workflow
+
+            workflow.cancel(view.workflow.id)  # cancels its running jobs too
+        else:  # a job still ending after its workflow was cancelled
+            running += [c.id for c in view.jobs if not c.status.finished]
+    for chain_id in running:
+        cancel(chain_id, reason="cancelled by delete")
     with session(write=True) as s:
-        queries.delete_chains(session=s, chain_ids=ids)
-    for chain_id in ids:
-        _remove_chain_files(chain_id)
-    return ids
+        removed = wfstore.delete(session=s, workflow_ids=list(doomed.workflows))
+        queries.delete_chains(session=s, chain_ids=doomed.chains)
+    for chain_id, workspace in [*chain_spaces, *removed.jobs]:
+        _remove_chain_files(chain_id, workspace)
+    return doomed
 
 
-def _remove_chain_files(chain_id: str) -> None:
-    """The chain's own folder in the workspace (tables its steps wrote), if it has one."""
+def _workspace(s: Any, chain_id: str) -> str | None:
+    chain = s.get(ChainRecord, chain_id)
+    return chain.workspace if chain is not None else None
+
+
+def _remove_chain_files(chain_id: str, workspace: str | None) -> None:
+    """The chain's own folder (tables its steps wrote), in the workspace it recorded or this
+    process's one, if it has one."""
     import shutil
 
-    from taskchain.settings import get_settings
+    from taskchain.store.prune import chain_folder
 
-    root = get_settings().workspace.resolve()
-    folder = root / ".taskchain" / chain_id
-    if folder.is_dir() and not folder.is_symlink() and folder.resolve().is_relative_to(root):
+    folder = chain_folder(chain_id, workspace)
+    if folder is not None:
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -17,31 +17,47 @@ from taskchain.settings import get_settings
 
 def delete(
     chain_refs: Annotated[
-        list[str], typer.Argument(metavar="ID...", help="Chain ids or unique prefixes.")
+        list[str],
+        typer.Argument(metavar="ID...", help="Chain or workflow ids, or unique prefixes."),
     ],
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Do not ask; required when stdin is not a terminal.")
     ] = False,
 ) -> None:
-    """Delete chains and their steps; a running chain is cancelled first.
+    """Delete chains, or workflows with all their jobs; running ones are cancelled first.
 
-    Asks first (on stderr) unless --yes. Answering anything but yes deletes nothing and
-    exits 0, as `rm -i` does; Ctrl-C or end of input at the question exits 130.
+    Every id is checked before anything goes: a workflow's job alone is refused (delete its
+    workflow). Asks first (on stderr) unless --yes. Answering anything but yes deletes nothing
+    and exits 0, as `rm -i` does; Ctrl-C or end of input at the question exits 130.
 
     Example: taskchain delete 3f2a 9bc1 --yes
     """
     from taskchain import core
 
-    ids = [core.resolve(ref) for ref in chain_refs]
+    doomed = core.to_delete(chain_refs)
     if not yes:
         if not _interactive():
             raise InvalidInput("refusing to delete without --yes when stdin is not a terminal")
-        if not _confirm(f"Delete {len(ids)} chain(s): {', '.join(i[:12] for i in ids)}?"):
+        if not _confirm(f"Delete {_what(doomed)}?"):
             output.say("nothing deleted")
             return
-    deleted = core.delete(ids)
-    for chain_id in deleted:
+    core.delete(doomed)
+    for wf_id, jobs in doomed.workflows.items():
+        output.say(f"deleted workflow {wf_id} and its {jobs} job chain(s)")
+    for chain_id in doomed.chains:
         output.say(f"deleted {chain_id}")
+
+
+def _what(doomed: Any) -> str:
+    """`1 workflow(s) (3 job chains): 9bc1...` and `2 chain(s): 3f2a..., 77e0...`."""
+    parts = []
+    if doomed.workflows:
+        jobs = sum(doomed.workflows.values())
+        ids = ", ".join(i[:12] for i in doomed.workflows)
+        parts.append(f"{len(doomed.workflows)} workflow(s) ({jobs} job chains): {ids}")
+    if doomed.chains:
+        parts.append(f"{len(doomed.chains)} chain(s): {', '.join(i[:12] for i in doomed.chains)}")
+    return " and ".join(parts)
 
 
 def prune(
@@ -66,11 +82,12 @@ def prune(
     ] = False,
     json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
-    """Remove finished chains older than an age, their steps and their workspace folders.
+    """Remove finished chains and workflows older than an age, their steps and folders.
 
     Only COMPLETED, FAILED and CANCELLED chains are removed (never PENDING or RUNNING), counted
     from when they finished; in batches of 500 chains, so the store stays usable meanwhile.
-    Workers do the same every hour when TASKCHAIN_RETENTION is set.
+    A workflow's jobs are never removed alone: a finished workflow goes whole, by its own
+    status and finish. Workers do the same every hour when TASKCHAIN_RETENTION is set.
 
     Example: taskchain prune --older-than 30d --status COMPLETED --yes
     """
@@ -88,8 +105,13 @@ def prune(
     if not dry_run and not yes:
         if not _interactive():
             raise InvalidInput("refusing to prune without --yes when stdin is not a terminal")
-        count = retention.prune(before=before, statuses=statuses, dry_run=True).chains
-        if not count or not _confirm(f"Delete {count} finished chain(s) older than {older_than}?"):
+        count = retention.prune(before=before, statuses=statuses, dry_run=True)
+        what = f"{count.chains} finished chain(s)"
+        if count.workflows:
+            what += f" and {count.workflows} workflow(s) ({count.jobs} job chains)"
+        if not (count.chains or count.workflows) or not _confirm(
+            f"Delete {what} older than {older_than}?"
+        ):
             output.say("nothing pruned")
             return
     done = retention.prune(before=before, statuses=statuses, dry_run=dry_run)
@@ -97,12 +119,16 @@ def prune(
         output.emit_json(
             {"dry_run": dry_run, "before": iso(before), "statuses": [s.value for s in statuses],
              "chains": done.chains, "steps": done.steps, "folders": done.folders,
-             "by_status": {s.value: done.by_status.get(s.value, 0) for s in statuses}}
+             "by_status": {s.value: done.by_status.get(s.value, 0) for s in statuses},
+             "workflows": done.workflows, "jobs": done.jobs,
+             "workflows_by_status": {
+                 s.value: done.workflows_by_status.get(s.value, 0) for s in statuses}}
         )  # fmt: skip
         return
     verb = "would prune" if dry_run else "pruned"
+    flows = f" and {done.workflows} workflow(s) ({done.jobs} job chains)" if done.workflows else ""
     output.say(
-        f"{verb} {done.chains} chain(s), {done.steps} step(s), {done.folders} folder(s) "
+        f"{verb} {done.chains} chain(s){flows}, {done.steps} step(s), {done.folders} folder(s) "
         f"finished before {iso(before)}"
     )
 

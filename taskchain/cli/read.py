@@ -138,19 +138,24 @@ def list_(
 
 
 def stats(json: JsonFlag = False) -> None:
-    """Totals by status and by type, and durations of finished chains.
+    """Totals by status and by type, durations of finished chains, and workflows by status.
 
     Example: taskchain stats --json
     """
     from taskchain import core
 
     totals = core.stats()
+    flows = core.workflow_stats()
     if json:
-        output.emit_json(output.stats_json(totals))
+        doc = output.stats_json(totals)
+        doc["workflows"] = {"total": sum(flows.values()), "by_status": flows}
+        output.emit_json(doc)
     else:
         from taskchain.cli import render
 
         output.out().print(render.stats_table(totals))
+        if any(flows.values()):
+            output.out().print(render.workflow_stats_table(flows))
 
 
 def register(app: typer.Typer) -> None:

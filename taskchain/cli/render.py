@@ -363,6 +363,16 @@ def stats_table(stats: Stats) -> Group:
     return Group(by_status, by_type, Text(f"durations of finished chains: {times}"))
 
 
+def workflow_stats_table(by_status: dict[str, int]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="workflows by status")
+    table.add_column("status")
+    table.add_column("count", justify="right")
+    table.add_row("total", str(sum(by_status.values())))
+    for status, count in by_status.items():
+        table.add_row(status_text(Status(status)), str(count))
+    return table
+
+
 def step_line(chain: ChainRecord, step: StepRecord) -> str:
     """One plain line for a step change (watch when not on a terminal); a result shows as
     its one-line summary."""

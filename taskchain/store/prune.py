@@ -5,6 +5,10 @@ chain is someone's work in progress, however old. A chain's age is counted from 
 finished (from when it was created if it never recorded a finish), so a week-long run that
 ended yesterday is a day old.
 
+A workflow's job is never pruned alone (its workflow would be left short of a job): finished
+workflows are pruned whole, by the workflow's own status and finish, with every job's chain,
+step and folder; a workflow with a job still PENDING or RUNNING stays.
+
 Deletes run in batches (`BATCH` chains per transaction), so the store stays usable by workers
 and readers while a large prune runs; each batch looks at the statuses again under its lock,
 so a chain retried meanwhile is left alone.
@@ -21,12 +25,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, exists, func, select
 from sqlmodel import Session, col
 
 from taskchain.settings import get_settings
+from taskchain.store import workflows as wfstore
 from taskchain.store.db import session
 from taskchain.store.models import ChainRecord, Status, StepRecord, utcnow
+from taskchain.store.workflow_model import WorkflowRecord
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +44,16 @@ PERIOD = 3600.0
 
 @dataclass
 class Pruned:
+    #: Chains that belong to no workflow, and those per status.
     chains: int = 0
+    #: Steps and folders of every chain removed, workflows' jobs included.
     steps: int = 0
     folders: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
+    #: Workflows removed whole, per status, and their jobs' chains.
+    workflows: int = 0
+    jobs: int = 0
+    workflows_by_status: dict[str, int] = field(default_factory=dict)
 
 
 def prune(
@@ -51,10 +63,18 @@ def prune(
     dry_run: bool = False,
     batch: int = BATCH,
 ) -> Pruned:
-    """Remove (or, dry, count) the finished chains in `statuses` that finished before
-    `before`, with their steps and `.taskchain/<id>/` folders."""
+    """Remove (or, dry, count) the finished chains and workflows in `statuses` that finished
+    before `before`, with their steps and `.taskchain/<id>/` folders."""
     wanted = [s for s in statuses if s in PRUNABLE]
     done = Pruned()
+    _prune_chains(wanted, before, dry_run, batch, done)
+    _prune_workflows(wanted, before, dry_run, batch, done)
+    return done
+
+
+def _prune_chains(
+    wanted: list[Status], before: datetime, dry_run: bool, batch: int, done: Pruned
+) -> None:
     after = ""  # keyset paging by id: stable while rows go
     while wanted:
         with session() as s:
@@ -75,7 +95,6 @@ def prune(
             folder = chain_folder(chain_id, workspace)
             if folder is not None and (dry_run or _remove(folder)):
                 done.folders += 1
-    return done
 
 
 def _finished_at() -> Any:
@@ -87,6 +106,7 @@ def _candidates(wanted: list[Status], before: datetime, after: str, limit: int) 
         select(col(ChainRecord.id), col(ChainRecord.status), col(ChainRecord.workspace))
         .where(col(ChainRecord.status).in_(wanted))
         .where(_finished_at() < before)
+        .where(col(ChainRecord.workflow_id).is_(None))  # jobs go with their workflow
         .where(col(ChainRecord.id) > after)
         .order_by(col(ChainRecord.id))
         .limit(limit)
@@ -114,6 +134,7 @@ def _delete_batch(
             .where(col(ChainRecord.id).in_(ids))
             .where(col(ChainRecord.status).in_(wanted))
             .where(_finished_at() < before)
+            .where(col(ChainRecord.workflow_id).is_(None))
             .with_for_update()
         )
         keep = set(s.execute(still).scalars())
@@ -122,6 +143,67 @@ def _delete_batch(
             done.steps += int(gone.rowcount or 0)  # type: ignore[attr-defined]
             s.execute(delete(ChainRecord).where(col(ChainRecord.id).in_(keep)))
     return [r for r in rows if r[0] in keep]
+
+
+def _prune_workflows(
+    wanted: list[Status], before: datetime, dry_run: bool, batch: int, done: Pruned
+) -> None:
+    """Finished workflows, whole, as `_prune_chains` does chains: batches by id, each checked
+    again under its lock (a workflow retried since the page was read stays)."""
+    after = ""
+    while wanted:
+        with session() as s:
+            rows = s.execute(_workflow_candidates(wanted, before, after, batch)).all()
+            if dry_run:
+                jobs = wfstore.job_chains(session=s, workflow_ids=[r[0] for r in rows])
+                done.steps += _count_steps(s, [chain_id for chain_id, _ in jobs])
+        if not rows:
+            break
+        after = rows[-1][0]
+        if not dry_run:
+            rows, jobs = _delete_workflows(rows, wanted, before, done)
+        for _, status in rows:
+            done.workflows += 1
+            name = Status(status).value
+            done.workflows_by_status[name] = done.workflows_by_status.get(name, 0) + 1
+        done.jobs += len(jobs)
+        for chain_id, workspace in jobs:
+            folder = chain_folder(chain_id, workspace)
+            if folder is not None and (dry_run or _remove(folder)):
+                done.folders += 1
+
+
+def _delete_workflows(
+    rows: Sequence[Any], wanted: list[Status], before: datetime, done: Pruned
+) -> tuple[list[Any], list[tuple[str, str | None]]]:
+    """One transaction: the batch's workflows that still qualify go, whole."""
+    ids = [r[0] for r in rows]
+    with session(write=True) as s:
+        still = _workflow_candidates(wanted, before, "", len(ids))
+        still = still.where(col(WorkflowRecord.id).in_(ids)).with_for_update()
+        keep = set(s.execute(still).scalars())
+        removed = wfstore.delete(session=s, workflow_ids=sorted(keep))
+    done.steps += removed.steps
+    return [r for r in rows if r[0] in keep], removed.jobs
+
+
+def _workflow_candidates(wanted: list[Status], before: datetime, after: str, limit: int) -> Any:
+    """Finished workflows (by their own status and finish) none of whose jobs is unfinished:
+    a job still under way after a cancel keeps its workflow until it ends."""
+    live_job = exists().where(
+        col(ChainRecord.workflow_id) == col(WorkflowRecord.id),
+        col(ChainRecord.status).in_([Status.PENDING, Status.RUNNING]),
+    )
+    finished = func.coalesce(col(WorkflowRecord.finished_at), col(WorkflowRecord.created_at))
+    return (
+        select(col(WorkflowRecord.id), col(WorkflowRecord.status))
+        .where(col(WorkflowRecord.status).in_(wanted))
+        .where(finished < before)
+        .where(~live_job)
+        .where(col(WorkflowRecord.id) > after)
+        .order_by(col(WorkflowRecord.id))
+        .limit(limit)
+    )
 
 
 def chain_folder(chain_id: str, workspace: str | None) -> Path | None:
@@ -167,10 +249,13 @@ def prune_if_due(timer: Timer) -> Pruned | None:
     if retention is None or not timer.due():
         return None
     done = prune(before=utcnow() - timedelta(seconds=retention))
-    if done.chains:
+    if done.chains or done.workflows:
         log.warning(
-            "retention: pruned %d finished chain(s) older than %gs (%d steps, %d folders)",
+            "retention: pruned %d finished chain(s) and %d workflow(s) (%d jobs) older than "
+            "%gs (%d steps, %d folders)",
             done.chains,
+            done.workflows,
+            done.jobs,
             retention,
             done.steps,
             done.folders,

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, exists, or_
+from sqlalchemy import and_, exists, func, or_
+from sqlalchemy import delete as sql_delete
 from sqlmodel import Session, col, select
 
 from taskchain.errors import AmbiguousId
-from taskchain.store.models import ChainRecord, Status
+from taskchain.store.models import CHAIN_STATUSES, ChainRecord, Status, StepRecord
 from taskchain.store.workflow_model import WorkflowRecord
 
 
@@ -100,3 +101,58 @@ def stalled(*, session: Session) -> list[str]:
         col(WorkflowRecord.status).in_([Status.PENDING, Status.RUNNING]), ~exists().where(active)
     )
     return list(session.exec(query).all())
+
+
+def owners(*, session: Session, chain_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """{chain id: (workflow id, job name)} for those of `chain_ids` that are a workflow's job."""
+    if not chain_ids:
+        return {}
+    rows = session.exec(
+        select(ChainRecord.id, ChainRecord.workflow_id, ChainRecord.job).where(
+            col(ChainRecord.id).in_(list(chain_ids)), col(ChainRecord.workflow_id).is_not(None)
+        )
+    ).all()
+    return {chain_id: (wf_id or "", job or "") for chain_id, wf_id, job in rows}
+
+
+def job_chains(*, session: Session, workflow_ids: Sequence[str]) -> list[tuple[str, str | None]]:
+    """(chain id, recorded workspace) of every job of these workflows."""
+    if not workflow_ids:
+        return []
+    query = select(ChainRecord.id, ChainRecord.workspace).where(
+        col(ChainRecord.workflow_id).in_(list(workflow_ids))
+    )
+    return [(chain_id, workspace) for chain_id, workspace in session.exec(query).all()]
+
+
+@dataclass
+class Removed:
+    #: (chain id, recorded workspace) of each job chain deleted, for their folders.
+    jobs: list[tuple[str, str | None]]
+    steps: int
+
+
+def delete(*, session: Session, workflow_ids: Sequence[str]) -> Removed:
+    """Delete workflows whole: their rows, their jobs' chains and those chains' steps, in the
+    caller's transaction (a workflow is never left short of a job)."""
+    jobs = job_chains(session=session, workflow_ids=workflow_ids)
+    ids = [chain_id for chain_id, _ in jobs]
+    steps = 0
+    if ids:
+        gone = session.execute(sql_delete(StepRecord).where(col(StepRecord.chain_id).in_(ids)))
+        steps = int(gone.rowcount or 0)  # type: ignore[attr-defined]
+        session.execute(sql_delete(ChainRecord).where(col(ChainRecord.id).in_(ids)))
+    if workflow_ids:
+        session.execute(
+            sql_delete(WorkflowRecord).where(col(WorkflowRecord.id).in_(list(workflow_ids)))
+        )
+    return Removed(jobs=jobs, steps=steps)
+
+
+def count_by_status(*, session: Session) -> dict[str, int]:
+    """Workflows per status, every workflow status present (0 when none): one grouped COUNT."""
+    counts = {s.value: 0 for s in CHAIN_STATUSES}
+    query = select(WorkflowRecord.status, func.count()).group_by(col(WorkflowRecord.status))
+    for status, count in session.exec(query).all():
+        counts[Status(status).value] = counts.get(Status(status).value, 0) + int(count)
+    return counts

@@ -72,6 +72,8 @@ def test_dry_run_counts_and_removes_nothing(
     assert {k: v for k, v in doc.items() if k != "before"} == {
         "dry_run": True, "statuses": ["COMPLETED", "FAILED", "CANCELLED"], "chains": 3,
         "steps": 6, "folders": 2, "by_status": {"COMPLETED": 1, "FAILED": 1, "CANCELLED": 1},
+        "workflows": 0, "jobs": 0,
+        "workflows_by_status": {"COMPLETED": 0, "FAILED": 0, "CANCELLED": 0},
     }  # fmt: skip
     assert len(ids_left()) == 6 and steps_left() == 12
     assert (workspace / ".taskchain" / "done-old").is_dir()
