@@ -155,8 +155,9 @@ def _prune_workflows(
         with session() as s:
             rows = s.execute(_workflow_candidates(wanted, before, after, batch)).all()
             if dry_run:
-                jobs = wfstore.job_chains(session=s, workflow_ids=[r[0] for r in rows])
-                done.steps += _count_steps(s, [chain_id for chain_id, _ in jobs])
+                ids = [r[0] for r in rows]
+                jobs = wfstore.job_chains(session=s, workflow_ids=ids)
+                done.steps += wfstore.count_steps(session=s, workflow_ids=ids)
         if not rows:
             break
         after = rows[-1][0]

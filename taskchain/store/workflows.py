@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import and_, exists, func, or_
 from sqlalchemy import delete as sql_delete
@@ -134,19 +135,30 @@ class Removed:
 
 def delete(*, session: Session, workflow_ids: Sequence[str]) -> Removed:
     """Delete workflows whole: their rows, their jobs' chains and those chains' steps, in the
-    caller's transaction (a workflow is never left short of a job)."""
-    jobs = job_chains(session=session, workflow_ids=workflow_ids)
-    ids = [chain_id for chain_id, _ in jobs]
-    steps = 0
-    if ids:
-        gone = session.execute(sql_delete(StepRecord).where(col(StepRecord.chain_id).in_(ids)))
-        steps = int(gone.rowcount or 0)  # type: ignore[attr-defined]
-        session.execute(sql_delete(ChainRecord).where(col(ChainRecord.id).in_(ids)))
-    if workflow_ids:
-        session.execute(
-            sql_delete(WorkflowRecord).where(col(WorkflowRecord.id).in_(list(workflow_ids)))
-        )
-    return Removed(jobs=jobs, steps=steps)
+    caller's transaction (a workflow is never left short of a job). Statements select the
+    jobs by workflow id, so a workflow of many jobs binds no long list of chain ids."""
+    ids = list(workflow_ids)
+    if not ids:
+        return Removed(jobs=[], steps=0)
+    jobs = job_chains(session=session, workflow_ids=ids)
+    steps = sql_delete(StepRecord).where(col(StepRecord.chain_id).in_(_jobs_of(ids)))
+    gone = session.execute(steps)
+    session.execute(sql_delete(ChainRecord).where(col(ChainRecord.workflow_id).in_(ids)))
+    session.execute(sql_delete(WorkflowRecord).where(col(WorkflowRecord.id).in_(ids)))
+    return Removed(jobs=jobs, steps=int(gone.rowcount or 0))  # type: ignore[attr-defined]
+
+
+def count_steps(*, session: Session, workflow_ids: Sequence[str]) -> int:
+    """The steps of these workflows' jobs."""
+    if not workflow_ids:
+        return 0
+    query = select(func.count()).select_from(StepRecord)
+    query = query.where(col(StepRecord.chain_id).in_(_jobs_of(list(workflow_ids))))
+    return int(session.exec(query).one())
+
+
+def _jobs_of(workflow_ids: list[str]) -> Any:
+    return select(ChainRecord.id).where(col(ChainRecord.workflow_id).in_(workflow_ids))
 
 
 def count_by_status(*, session: Session) -> dict[str, int]:
