@@ -239,3 +239,58 @@ def test_a_worker_runs_a_plugin_type(upper: dict[str, str], redis_url: str, tmp_
     assert done.returncode == 0, done.stderr
     result = json.loads(proc.run(["result", done.stdout.strip(), "--json"], distributed).stdout)
     assert (result["status"], result["result"]) == ("COMPLETED", ["X", "Y"])
+
+
+CLASS_PLUGIN = """
+from taskchain.chains import ChainType, StepPlan
+from taskchain.chains.math import MathConfig
+
+
+class Plain(ChainType):  # not decorated: the entry point names the class itself
+    name = "{name}"
+    queue = "math"
+    summary = "a plug-in given as a class"
+    Config = MathConfig
+
+    @classmethod
+    def plan(cls, config):
+        return [StepPlan("count", {{}})]
+
+    @classmethod
+    def run_step(cls, config, step, previous, ctx):
+        return len(config.numbers)
+"""
+
+
+def class_package(root: Path, module: str, type_name: str) -> Path:
+    package = root / module
+    (package / module).mkdir(parents=True)
+    (package / module / "__init__.py").write_text(CLASS_PLUGIN.format(name=type_name))
+    (package / "pyproject.toml").write_text(
+        f'[project]\nname = "{module}"\nversion = "1.0"\n'
+        f'[project.entry-points."taskchain.chains"]\n{module} = "{module}:Plain"\n'
+    )
+    return package
+
+
+def test_an_entry_point_may_name_a_class_but_not_replace_a_type(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    install(class_package(tmp_path, "count_plugin", "count_chain"), site)
+    counted = with_path(env, site)
+    done = proc.run(["submit", "count_chain", "--config", '{"numbers": [5, 6, 7]}'], counted)
+    assert done.returncode == 0, done.stderr
+    assert proc.run(["result", done.stdout.strip()], counted).stdout == "3\n"
+    install(class_package(tmp_path, "clash_plugin", "math_chain"), site)
+    clash = proc.run(["info"], counted)
+    assert (clash.returncode, clash.stderr.strip()) == (
+        2,
+        "taskchain: error: plug-in 'clash_plugin' (clash_plugin:Plain, entry point "
+        "taskchain.chains) redefines the chain type 'math_chain'; a plug-in adds types "
+        "(TASKCHAIN_PLUGINS may replace one)",
+    )
+    # The built-in type is untouched (and a submit of it never reads the entry points).
+    math = proc.run(["submit", "math_chain", "--numbers", "5", "6", "7", "-q"], counted)
+    assert proc.run(["result", math.stdout.strip()], counted).stdout == "18\n"
