@@ -1,4 +1,11 @@
-"""The chain-type registry. Every module in this package that registers a type is found."""
+"""The chain-type registry. Every module in this package that registers a type is found.
+
+Types from elsewhere come from two places: modules named in TASKCHAIN_PLUGINS, and installed
+packages that declare an entry point in the group `taskchain.chains` (`pip install
+taskchain-foo` adds a type without a setting). Entry points are scanned lazily, only when a
+name is not a built-in type or every type is listed: scanning the installed packages costs
+milliseconds that `--help` and the read commands must not pay.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,9 @@ __all__ = ["ChainType", "StepContext", "StepPlan", "all_types", "get_type", "reg
 _registry: dict[str, type[ChainType]] = {}
 _builtin_loaded = False
 _plugins_loaded: set[str] = set()
+_entry_points_loaded = False
+#: The entry-point group an installed package declares its chain types in.
+ENTRY_POINT_GROUP = "taskchain.chains"
 T = TypeVar("T", bound=type[ChainType])
 
 
@@ -62,22 +72,67 @@ def _load_plugins() -> None:
             importlib.import_module(name)
         except ImportError as exc:
             raise InvalidInput(f"TASKCHAIN_PLUGINS: cannot import {name!r}: {exc}") from exc
+        except Exception as exc:  # any error of the plug-in's own: one line, no traceback
+            raise InvalidInput(
+                f"TASKCHAIN_PLUGINS: plug-in {name!r} failed to load: {_describe(exc)}"
+            ) from exc
         _plugins_loaded.add(name)
 
 
+def _load_entry_points() -> None:
+    """The chain types of installed packages (entry-point group `taskchain.chains`). Each
+    entry point names a module that registers its types when imported, or a ChainType class.
+    They add types: one that would replace a type already known is refused (a package
+    installed for something else must not change what `math_chain` does silently)."""
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    from importlib.metadata import entry_points
+
+    for point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda p: p.name):
+        before = dict(_registry)
+        where = f"plug-in {point.name!r} ({point.value}, entry point {ENTRY_POINT_GROUP})"
+        try:
+            loaded = point.load()
+            is_type = isinstance(loaded, type) and issubclass(loaded, ChainType)
+            if is_type and _registry.get(loaded.name) is not loaded:
+                register(loaded)
+        except Exception as exc:  # ImportError or any error of its own: one line
+            _registry.clear()
+            _registry.update(before)
+            raise InvalidInput(f"{where} failed to load: {_describe(exc)}") from exc
+        replaced = [n for n, cls in before.items() if _registry[n] is not cls]
+        if replaced:
+            _registry.update(before)
+            raise InvalidInput(
+                f"{where} redefines the chain type {replaced[0]!r}; a plug-in adds types "
+                "(TASKCHAIN_PLUGINS may replace one)"
+            )
+    _entry_points_loaded = True
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def all_types(*, plugins: bool = True) -> dict[str, type[ChainType]]:
-    """Registered types; `plugins=False` reads no settings (for help text at import time)."""
+    """Registered types; `plugins=False` reads no settings and scans no installed packages
+    (for help text at import time)."""
     _load_builtin()
     if plugins:
         _load_plugins()
+        _load_entry_points()
     return dict(sorted(_registry.items()))
 
 
 def get_type(name: str) -> type[ChainType]:
     if not _builtin_loaded and name not in _registry:
         _load_named(name)
-    # Plug-ins may replace a built-in type, so with any configured, look at every type.
-    if name in _registry and not _plugin_names():
+    # TASKCHAIN_PLUGINS may replace a built-in type, so load them before looking.
+    if _plugin_names():
+        _load_plugins()
+    if name in _registry:
         return _registry[name]
     types = all_types()
     if name not in types:

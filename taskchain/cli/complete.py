@@ -31,7 +31,8 @@ def chain_ids(ctx: Any, incomplete: str) -> Suggestions:
 
 
 def chain_types(ctx: Any, incomplete: str) -> Suggestions:
-    """Registered chain types (plug-ins too, when TASKCHAIN_PLUGINS imports)."""
+    """Registered chain types, plug-ins too (TASKCHAIN_PLUGINS and installed packages' entry
+    points) when they load."""
     from taskchain.chains import all_types
 
     try:

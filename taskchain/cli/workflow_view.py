@@ -158,6 +158,55 @@ class _Lines:
             self.shown[chain.id] = now
 
 
+def job_event(view: WorkflowView, chain: ChainRecord) -> dict[str, Any]:
+    """`watch WORKFLOW --json`: one line for a job whose status (or error) changed."""
+    from taskchain.engine.workflow import output_values
+
+    status = job_status(chain)
+    return {
+        "id": view.workflow.id, "kind": "job", "job": chain.job, "chain_id": chain.id,
+        "type": chain.type, "status": status, "needs": view.needs(chain.job or ""),
+        "step_count": chain.step_count, "started_at": iso(chain.started_at),
+        "finished_at": iso(chain.finished_at), "error": chain.error,
+        "outputs": output_values(chain) if status == Status.COMPLETED.value else None,
+    }  # fmt: skip
+
+
+def workflow_event(view: WorkflowView) -> dict[str, Any]:
+    """`watch WORKFLOW --json`: the workflow's line when its status changes; the last line of
+    a watch is this one, with the finished status."""
+    row = view.workflow
+    counts: dict[str, int] = {}
+    for chain in view.jobs:
+        counts[job_status(chain)] = counts.get(job_status(chain), 0) + 1
+    return {
+        "id": row.id, "kind": "workflow", "name": row.name, "status": row.status.value,
+        "created_at": iso(row.created_at), "started_at": iso(row.started_at),
+        "finished_at": iso(row.finished_at), "error": row.error,
+        "jobs": len(view.jobs), "by_status": counts,
+    }  # fmt: skip
+
+
+class _JsonLines:
+    """JSON Lines: every job once when first seen, then a line per job change; a workflow
+    line when the workflow's status changes, after its jobs' lines, so the last line says
+    how it ended."""
+
+    def __init__(self) -> None:
+        self.shown: dict[str, tuple[str, str | None]] = {}
+        self.status: str | None = None
+
+    def __call__(self, view: WorkflowView) -> None:
+        for chain in view.jobs:
+            now = (job_status(chain), chain.error)
+            if self.shown.get(chain.id) != now:
+                self.shown[chain.id] = now
+                output.emit_json(job_event(view, chain))
+        if view.workflow.status.value != self.status:
+            self.status = view.workflow.status.value
+            output.emit_json(workflow_event(view))
+
+
 def _live(console: Console, workflow_id: str, timeout: float | None) -> WorkflowView:
     def feed(push: Callable[[WorkflowView], None]) -> WorkflowView:
         return poll(workflow_id, timeout=timeout, on_change=push)
@@ -179,8 +228,7 @@ def follow(
     stream_plain = output.plain() if to_stdout else output.plain(sys.stderr)
     try:
         if json_lines:
-            final = poll(workflow_id, timeout=timeout,
-                         on_change=lambda v: output.emit_json(workflow_json(v)))  # fmt: skip
+            final = poll(workflow_id, timeout=timeout, on_change=_JsonLines())
         elif show and not stream_plain:
             final = _live(console, workflow_id, timeout)
         else:

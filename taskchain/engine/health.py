@@ -23,6 +23,7 @@ def report(settings: Settings) -> dict[str, Any]:
         "broker_timeout": settings.broker_timeout,
         "store_timeout": settings.store_timeout,
         "plugins": settings.plugins or None,
+        "chain_types": _chain_types(),
         "queue_prefix": settings.queue_prefix,
         "queues": _queues(settings),
         "store": _store_state(),
@@ -35,6 +36,14 @@ def report(settings: Settings) -> dict[str, Any]:
         if settings.uses_result_backend:
             facts["result_backend_state"] = _result_backend_state()
     return facts
+
+
+def _chain_types() -> list[str]:
+    """Every type a chain may have here: built-in, TASKCHAIN_PLUGINS and installed plug-ins
+    (entry points); a plug-in that does not load is InvalidInput, one line."""
+    from taskchain.chains import all_types
+
+    return list(all_types())
 
 
 def _queues(settings: Settings) -> list[str]:

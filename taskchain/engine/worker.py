@@ -96,10 +96,14 @@ def run_worker(
     """Run a Celery worker for these queue families until it stops; return its exit code."""
     from celery.signals import worker_ready, worker_shutdown
 
+    from taskchain.chains import all_types
     from taskchain.engine.recovery import start_sweeper
     from taskchain.store import get_engine
 
     argv = celery_argv(queues, options)
+    # Every chain type, plug-ins included, before the pool forks: a plug-in that does not
+    # load stops the worker now (exit 2) rather than fail each of its steps later.
+    all_types()
     app = get_app()
     # Reach every service first: left to itself, Celery retries a dead broker for minutes
     # without a word a process manager could act on.

@@ -162,3 +162,52 @@ def test_io_example(runner: CliRunner, checkout: Path, name: str) -> None:
         assert (checkout / last_copy / n).read_bytes() == data  # the copies are really there
     reads = [s["result"] for s in doc["steps"] if s["name"].startswith("read")]
     assert [f["text"] for f in reads[0]["files"]] == [d.decode() for d in originals.values()]
+
+
+# ---- workflows (examples/workflows/), as their README runs them: TASKCHAIN_WORKSPACE=examples
+
+
+@pytest.fixture
+def in_examples(checkout: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    from taskchain import settings
+
+    monkeypatch.setenv("TASKCHAIN_WORKSPACE", str(checkout / "examples"))
+    settings.configure()
+    return checkout / "examples"
+
+
+def run_workflow(runner: CliRunner, name: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """`taskchain run examples/workflows/NAME --wait -q`: its `result --json` (checked
+    COMPLETED) and each job's chain id."""
+    done = runner.invoke(app, ["run", f"examples/workflows/{name}", "--wait", "-q"])
+    assert done.exit_code == 0, done.output
+    workflow_id = done.stdout.strip()
+    result = json.loads(runner.invoke(app, ["result", workflow_id, "--json"]).stdout)
+    assert (result["status"], result["error"]) == ("COMPLETED", None)
+    doc = json.loads(runner.invoke(app, ["status", workflow_id, "--json"]).stdout)
+    return result, {job["name"]: job["chain_id"] for job in doc["jobs"]}
+
+
+def test_the_fanout_workflow_example(runner: CliRunner, in_examples: Path) -> None:
+    result, chains = run_workflow(runner, "fanout.yaml")
+    squares = {f"square-{n:02d}": {"value": n * n} for n in range(1, 21)}
+    assert result["result"] == {**squares, "total": {"value": 2870}}
+    total = json.loads(runner.invoke(app, ["status", chains["total"], "--json"]).stdout)
+    assert total["config"]["numbers"] == [n * n for n in range(1, 21)]  # resolved references
+    assert len(total["steps"]) == 19
+
+
+def test_the_nightly_workflow_example(runner: CliRunner, in_examples: Path) -> None:
+    result, chains = run_workflow(runner, "nightly.yaml")
+    table = f".taskchain/{chains['clean']}/2-transform.parquet"
+    report = f".taskchain/{chains['summary']}/1-analyze.json"
+    assert result["result"] == {
+        "clean": {"table": table},
+        "summary": {"table": table, "report": report},
+        "totals": {"value": 6},
+        "archive": {"files": ["archive/1-analyze.json"], "file": "archive/1-analyze.json"},
+    }
+    archived = (in_examples / "archive" / "1-analyze.json").read_bytes()
+    assert archived == (in_examples / report).read_bytes()
+    expected = sales_by_hand(EXAMPLES / "sales.csv")
+    assert json.loads(archived)["rows"] == len(expected["columns"]["Order ID"]) == 17

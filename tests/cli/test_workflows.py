@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -243,3 +245,91 @@ def test_the_nightly_example_mixes_three_types(runner: CliRunner, workspace: Pat
     assert report["rows"] == 17
     summary = status(runner, doc["summary"]["chain_id"])
     assert summary["config"]["data_input"].endswith("/2-transform.parquet")  # resolved
+
+
+def test_watch_json_is_a_line_per_job_then_the_workflow(runner: CliRunner, tmp_path: Path) -> None:
+    wf_id = invoke(runner, "run", write(tmp_path, "mixed.yaml", MIXED), "-q").stdout.strip()
+    watched = invoke(runner, "watch", wf_id, "--json")
+    assert watched.exit_code == 1, watched.output
+    lines = [json.loads(line) for line in watched.stdout.splitlines()]
+    chains = {name: job["chain_id"] for name, job in jobs(status(runner, wf_id)).items()}
+    # A finished workflow: each job once, in the file's order, then the workflow's line.
+    assert [(e["kind"], e["job"], e["status"]) for e in lines[:-1]] == [
+        ("job", "bad", "FAILED"), ("job", "after-bad", "SKIPPED"), ("job", "later", "SKIPPED"),
+        ("job", "good", "COMPLETED"), ("job", "after-good", "COMPLETED"),
+    ]  # fmt: skip
+    good = lines[3]
+    assert {k: good[k] for k in ("id", "chain_id", "type", "needs", "error", "outputs")} == {
+        "id": wf_id, "chain_id": chains["good"], "type": "math_chain", "needs": [],
+        "error": None, "outputs": {"value": 5},
+    }  # fmt: skip
+    assert (lines[0]["outputs"], lines[1]["error"]) == (None, "job 'bad' failed")
+    last = lines[-1]
+    assert {k: last[k] for k in ("id", "kind", "name", "status", "jobs", "by_status")} == {
+        "id": wf_id, "kind": "workflow", "name": "mixed", "status": "FAILED", "jobs": 5,
+        "by_status": {"FAILED": 1, "SKIPPED": 2, "COMPLETED": 2},
+    }  # fmt: skip
+    assert last["error"].startswith("job 'bad' failed: ")
+    assert last["finished_at"].endswith("Z")
+
+
+SLOW = """\
+name: slow
+jobs:
+  first:
+    type: math_chain
+    config: {numbers: [1, 2, 3]}
+  second:
+    type: math_chain
+    needs: [first]
+    config: {operation: multiply, numbers: ["${{ jobs.first.outputs.value }}", 7]}
+"""
+
+
+@pytest.mark.redis
+def test_watch_json_follows_a_running_workflow_change_by_change(
+    redis_env: dict[str, str], tmp_path: Path
+) -> None:
+    """On a real worker, `run` returns at once; `watch --json` then sees each job move, one
+    line per change and never the same state twice, and ends with the workflow's line."""
+    from tests.support import proc
+
+    wf_file = write(tmp_path, "slow.yaml", SLOW)
+    started = proc.run(["run", wf_file, "-q"], redis_env)  # no worker yet: nothing moves
+    assert started.returncode == 0, started.stderr
+    wf_id = started.stdout.strip()
+    watcher = proc.spawn_taskchain(
+        ["watch", wf_id, "--json"], redis_env, stdout=subprocess.PIPE, text=True
+    )
+    plain = proc.spawn_taskchain(["watch", wf_id], redis_env, stdout=subprocess.PIPE, text=True)
+    lines = proc.Lines(watcher.stdout)  # type: ignore[arg-type]
+    first = [json.loads(lines.next()) for _ in range(3)]
+    assert [(e["kind"], e.get("job"), e["status"]) for e in first] == [
+        ("job", "first", "RUNNING"), ("job", "second", "PENDING"), ("workflow", None, "RUNNING"),
+    ]  # fmt: skip
+    with proc.worker(redis_env, tmp_path / "worker.log"):
+        events = [json.loads(line) for line in lines.rest(timeout=90)]
+        assert watcher.wait(timeout=30) == 0
+        assert plain.wait(timeout=30) == 0
+    # Not a terminal, without --json: a plain line per job change, then the summary.
+    text = plain.stdout.read().splitlines()  # type: ignore[union-attr]
+    heads = [line.split(" chain ")[0] for line in text[:-1]]
+    assert len(heads) == len(set(heads)), text  # each job state once
+    assert heads[0] == f"{wf_id[:12]} job first RUNNING", text
+    assert heads[-1] == f"{wf_id[:12]} job second COMPLETED", text
+    assert f"{wf_id[:12]} job first COMPLETED" in heads, text
+    assert text[-2].endswith(" result 42"), text
+    assert text[-1].startswith(f"workflow {wf_id} slow COMPLETED in "), text
+    per_job: dict[str, list[str]] = {}
+    for event in first[:2] + events[:-1]:
+        assert event["kind"] == "job", event
+        per_job.setdefault(event["job"], []).append(event["status"])
+    for states in per_job.values():  # a line per change: no state twice in a row
+        assert all(a != b for a, b in pairwise(states)), per_job
+    assert per_job["first"][-1] == per_job["second"][-1] == "COMPLETED"
+    assert per_job["second"][-2] == "RUNNING"
+    finals = {e["job"]: e["outputs"] for e in events[:-1] if e["status"] == "COMPLETED"}
+    assert finals == {"first": {"value": 6}, "second": {"value": 42}}
+    assert (events[-1]["kind"], events[-1]["status"], events[-1]["by_status"]) == (
+        "workflow", "COMPLETED", {"COMPLETED": 2},
+    )  # fmt: skip

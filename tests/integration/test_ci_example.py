@@ -105,3 +105,80 @@ def test_a_chain_with_no_worker_times_out_with_124(redis_env: dict[str, str]) ->
     job = ci(redis_env, WATCH_TIMEOUT="1s")
     assert job.returncode == 124, job.stdout + job.stderr
     assert job.stderr.splitlines()[-1] == "ci: watch ended with exit 124"
+
+
+# ---- the workflow step (WORKFLOW=FILE) ---------------------------------------------------
+
+FANOUT = Path(__file__).parents[2] / "examples" / "workflows" / "fanout.yaml"
+
+BROKEN = """\
+name: broken
+jobs:
+  divide:
+    type: math_chain
+    config: {operation: divide, numbers: [1, 0]}
+  after:
+    type: math_chain
+    needs: [divide]
+    config: {numbers: ["${{ jobs.divide.outputs.value }}", 1]}
+  aside:
+    type: math_chain
+    config: {numbers: [2, 3]}
+"""
+
+
+def workflow_line(job: subprocess.CompletedProcess[str]) -> tuple[str, str]:
+    """The workflow step's last stdout line: `ci: workflow ID STATUS...`: (id, rest)."""
+    match = re.fullmatch(r"ci: workflow ([0-9a-f]{32}) (.*)", job.stdout.splitlines()[-1])
+    assert match, job.stdout + job.stderr
+    return match.group(1), match.group(2)
+
+
+def test_a_good_workflow_passes_the_job(redis_worker: dict[str, str]) -> None:
+    job = ci(redis_worker, WORKFLOW=str(FANOUT))
+    assert job.returncode == 0, job.stdout + job.stderr
+    assert len(job.stdout.splitlines()) == 1, job.stdout  # only the workflow step ran
+    found, rest = workflow_line(job)
+    assert rest.startswith("COMPLETED: outputs "), rest
+    outputs = json.loads(rest.removeprefix("COMPLETED: outputs "))
+    assert outputs["total"] == {"value": 2870}
+    assert len(outputs) == 21
+    # Its progress is in the log: a plain line per job change, then the summary.
+    log = job.stderr.splitlines()
+    assert any(line.startswith(f"{found[:12]} job total COMPLETED ") for line in log), log
+    assert re.fullmatch(
+        rf"workflow {found} fanout COMPLETED in \S+: 21 jobs \(21 COMPLETED\)", log[-1]
+    ), log
+    assert "\x1b" not in job.stdout + job.stderr
+
+
+def test_a_failing_workflow_fails_the_job(redis_worker: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "broken.yaml").write_text(BROKEN)
+    job = ci(
+        redis_worker, "math_chain", "--numbers", "1", "2", WORKFLOW=str(tmp_path / "broken.yaml")
+    )
+    assert job.returncode == 1, job.stdout + job.stderr
+    # The chain step ran first and passed; then the workflow step failed the job.
+    assert job.stdout.splitlines()[-1].endswith(" COMPLETED: result 3")
+    found = re.search(r"^workflow ([0-9a-f]{32}) broken FAILED", job.stderr, re.M)
+    assert found, job.stderr
+    assert job.stderr.splitlines()[-1] == (
+        f"ci: workflow {found.group(1)} FAILED: job 'divide' failed: step 1 (divide 0) failed: "
+        "division by zero (1 // 0)"
+    )
+    doc = json.loads(proc.run(["status", found.group(1), "--json"], redis_worker).stdout)
+    assert {j["name"]: j["status"] for j in doc["jobs"]} == {
+        "divide": "FAILED", "after": "SKIPPED", "aside": "COMPLETED",
+    }  # fmt: skip
+
+
+def test_a_bad_workflow_file_fails_the_job_with_2(
+    redis_worker: dict[str, str], tmp_path: Path
+) -> None:
+    (tmp_path / "bad.yaml").write_text(BROKEN.replace("needs: [divide]", "needs: [nothing]"))
+    job = ci(redis_worker, WORKFLOW=str(tmp_path / "bad.yaml"))
+    assert job.returncode == 2, job.stdout + job.stderr
+    assert (
+        job.stderr.splitlines()[-1] == f"ci: workflow {tmp_path / 'bad.yaml'}: run failed (exit 2)"
+    )
+    assert json.loads(proc.run(["list", "--workflows", "--json"], redis_worker).stdout) == []
