@@ -32,6 +32,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from taskchain.builtin_types import TEXTS
 from taskchain.chains import register
 from taskchain.chains._data_dialect import delimiter_value, detect
 from taskchain.chains.base import ChainType, StepContext, StepPlan
@@ -109,19 +110,7 @@ class DataConfig(BaseModel):
 class DataChain(ChainType):
     name = "data_chain"
     queue = "data"
-    summary = "clean, transform and analyze a CSV file; steps pass Parquet files, not data"
-    details = (
-        "data_chain: --input FILE.csv [--steps clean,transform,analyze] [--delimiter "
-        "comma|tab|semicolon|pipe] [--null-values [MARKER ...]]. One step per name, "
-        "in the order given (default: all three): clean trims text and drops blank, "
-        "incomplete (an empty cell or a null marker) and duplicate rows; transform makes "
-        "column names snake_case and unique and types columns (boolean, integer, float, date, "
-        "datetime, text); analyze reports rows and, per column, count, nulls, distinct, and "
-        "min, max, mean, std of numbers. The CSV needs a header line and UTF-8 text; its "
-        "delimiter is detected unless given; NA, N/A, null, NULL, NaN and - are missing "
-        "values unless --null-values says otherwise. Its path is relative to the workspace. "
-        "Each step writes its table under .taskchain/<chain id>/ and its result names the file."
-    )
+    summary, details = TEXTS["data_chain"]
     Config = DataConfig
 
     @classmethod

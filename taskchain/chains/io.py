@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from taskchain.builtin_types import TEXTS
 from taskchain.chains import _io_ops as ops
 from taskchain.chains import register
 from taskchain.chains.base import ChainType, StepContext, StepPlan, brief, cut, human_bytes
@@ -144,16 +145,7 @@ def label(op: WriteOp | CopyOp | MoveOp | SimpleOp) -> str:
 class IoChain(ChainType):
     name = "io_chain"
     queue = "io"
-    summary = "write, read, checksum, stat, copy, move, delete, list workspace files"
-    details = (
-        "io_chain: --targets PATH... and operations, run in the order typed: --ops "
-        "read,checksum,stat,list,delete (names, comma-separated), --write TEXT, --copy DIR, "
-        "--move DIR. One step per operation, applied to every target; after copy or move the "
-        "targets are the new files. Paths are relative to the workspace (TASKCHAIN_WORKSPACE) "
-        "and may not leave it, not even through a symlink; .taskchain/ is read-only. Writes "
-        "and copies are atomic; move and delete can run twice (already moved / already absent)."
-        " read reports up to 64 KiB of UTF-8 text per file (binary files: size only)."
-    )
+    summary, details = TEXTS["io_chain"]
     Config = IoConfig
 
     @classmethod

@@ -13,12 +13,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from taskchain.builtin_types import MATH_MAX_DIGITS, MATH_MAX_STEPS, TEXTS
 from taskchain.chains import register
 from taskchain.chains.base import ChainType, StepContext, StepPlan, brief, short_int
 from taskchain.errors import InvalidInput, StepError
 
-MAX_DIGITS = 4000
-MAX_STEPS = 1000
+MAX_DIGITS = MATH_MAX_DIGITS
+MAX_STEPS = MATH_MAX_STEPS
 _LIMIT = 10**MAX_DIGITS  # the smallest number with MAX_DIGITS + 1 digits
 _LIMIT_BITS = _LIMIT.bit_length()
 _INT = re.compile(r"[+-]?\d+")
@@ -146,14 +147,7 @@ def _short(number: int) -> str:
 class MathChain(ChainType):
     name = "math_chain"
     queue = "math"
-    summary = "fold integers with add/subtract/multiply/divide/power/modulo, one step per operation"
-    details = (
-        "math_chain: --numbers 1 2 3 [--operation add] [--iterations 1]. The sequence folded is "
-        "NUMBERS repeated ITERATIONS times, left to right, one step per operation: "
-        "--numbers 1 2 3 gives 1+2=3, 3+3=6. Operations: add, subtract, multiply, divide "
-        "(floor division, like Python's //), power, modulo (Python's %, sign of the divisor). "
-        f"Exact integers up to {MAX_DIGITS} digits; at most {MAX_STEPS} steps."
-    )
+    summary, details = TEXTS["math_chain"]
     Config = MathConfig
 
     @classmethod

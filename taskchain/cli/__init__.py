@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -82,6 +83,10 @@ class _Group(TyperGroup):
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
 
+    def list_commands(self, ctx: Any) -> list[str]:
+        # Typer's lists `self.commands.items()`, which would build every command.
+        return list(self.commands)
+
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         # Each command's whole one-line summary, wrapped if need be, never cut with "...".
         commands = self.commands
@@ -137,23 +142,117 @@ class _Typer(typer.Typer):
     def command(self, *args: Any, cls: type[TyperCommand] | None = None, **kwargs: Any) -> Any:
         return super().command(*args, cls=cls or _Command, **kwargs)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the app as Typer does, but build only the command that runs (see lazy.py).
-        (Typer's own __call__ only adds its pretty tracebacks, which are off here.)"""
-        infos, self.registered_commands = self.registered_commands, []
-        try:
-            group: Any = typer.main.get_command(self)  # its options and sub-groups only
-        finally:
-            self.registered_commands = infos
-        group.commands = lazy.Commands(infos, group.commands, self._build)
-        return group(*args, **kwargs)
-
     def _build(self, info: Any) -> Any:
         return typer.main.get_command_from_info(
             info,
             pretty_exceptions_short=self.pretty_exceptions_short,
             rich_markup_mode=self.rich_markup_mode,
         )
+
+
+#: Every command, in the order `taskchain --help` lists them: the module that registers it,
+#: and the line that list shows for it (its docstring's summary; tests/cli/test_imports.py
+#: keeps the two equal). Listing commands, or running one, imports no other command's module.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "submit": ("submit", "Submit a chain: validate it, record it, run it (embedded) or queue "
+               "it (distributed)."),
+    "run": ("run", "Run a workflow: jobs of any chain type wired by `needs`, in parallel "
+            "where they can be."),
+    "status": ("read", "Show a chain's status, timings and steps."),
+    "result": ("read", "Print a chain's result; exit 0 if COMPLETED, 1 if "
+               "FAILED/CANCELLED/orphaned, 124 if not done."),
+    "list": ("read", "List chains (or, with --workflows, workflows), newest first."),
+    "stats": ("read", "Totals by status and by type, and durations of finished chains."),
+    "watch": ("watch", "Follow a chain step by step until it finishes; exit 0 if it "
+              "COMPLETED, 1 if not."),
+    "delete": ("manage", "Delete chains and their steps; a running chain is cancelled first."),
+    "prune": ("manage", "Remove finished chains older than an age, their steps and their "
+              "workspace folders."),
+    "cancel": ("manage", "Cancel a chain: no further step starts; queued steps are revoked."),
+    "retry": ("manage", "Re-run a FAILED, CANCELLED or orphaned chain from its first "
+              "unfinished step."),
+    "worker": ("ops", "Start a Celery worker for the chain queues (distributed mode)."),
+    "workers": ("ops", "Show the workers online, their queues and active steps, and each "
+                "queue's depth."),
+    "info": ("ops", "Show the effective settings (secrets masked), the mode, the store, "
+             "broker and workers."),
+    "db": ("db", "Show or upgrade the store's schema version."),
+}  # fmt: skip
+
+
+class _Root(_Typer):
+    """The `taskchain` app. Its commands are registered when something asks for them (Typer's
+    `get_command`, the test runner); running it builds only the command that runs, from the
+    module `COMMANDS` names for it, and `--help` lists the others from `COMMANDS` alone."""
+
+    _loaded = False
+    _bare = False
+
+    @property
+    def registered_commands(self) -> list[Any]:
+        self._load()
+        return self._commands
+
+    @registered_commands.setter
+    def registered_commands(self, value: list[Any]) -> None:
+        self._commands = value
+
+    @property
+    def registered_groups(self) -> list[Any]:
+        self._load()
+        return self._groups
+
+    @registered_groups.setter
+    def registered_groups(self, value: list[Any]) -> None:
+        self._groups = value
+
+    def _load(self) -> None:
+        if not (self._loaded or self._bare):
+            self._loaded = True
+            for module in dict.fromkeys(module for module, _ in COMMANDS.values()):
+                importlib.import_module(f"{__name__}.{module}").register(self)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the app as Typer does, but build only the command that runs (see lazy.py).
+        (Typer's own __call__ only adds its pretty tracebacks, which are off here.)"""
+        if self._loaded:  # registered already (a test's runner): build from what is there
+            commands, groups, self._commands, self._groups = self._commands, self._groups, [], []
+            try:
+                group: Any = typer.main.get_command(self)  # its options only
+            finally:
+                self._commands, self._groups = commands, groups
+            infos = {lazy.name_of(info): info for info in commands}
+            infos.update((str(info.name), info) for info in groups)
+            build = lambda name: self._build_info(infos[name])  # noqa: E731
+        else:
+            self._bare = True
+            try:
+                group = typer.main.get_command(self)
+            finally:
+                self._bare = False
+            build = self._build_named
+        summaries = {name: summary for name, (_, summary) in COMMANDS.items()}
+        group.commands = lazy.Commands(summaries, build)
+        return group(*args, **kwargs)
+
+    def _build_named(self, name: str) -> Any:
+        """Command `name`, from its module alone, registered on a scratch app."""
+        scratch = _Typer(rich_markup_mode=self.rich_markup_mode)
+        importlib.import_module(f"{__name__}.{COMMANDS[name][0]}").register(scratch)
+        for info in [*scratch.registered_commands, *scratch.registered_groups]:
+            if lazy.name_of(info) == name:
+                return self._build_info(info)
+        raise LookupError(f"module {COMMANDS[name][0]} registers no command {name!r}")
+
+    def _build_info(self, info: Any) -> Any:
+        if isinstance(info, typer.models.TyperInfo):
+            return typer.main.get_group_from_info(
+                info,
+                pretty_exceptions_short=self.pretty_exceptions_short,
+                suggest_commands=self.suggest_commands,
+                rich_markup_mode=self.rich_markup_mode,
+            )
+        return self._build(info)
 
 
 def fail_line(message: str) -> None:
@@ -167,7 +266,7 @@ def fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
-app = _Typer(
+app = _Root(
     cls=_Group,
     name="taskchain",
     help="Run chains of jobs from a terminal or a CI script. See `taskchain COMMAND --help`.",
@@ -265,16 +364,6 @@ def _global(
         retention=retention,
         queue_prefix=queue_prefix,
     )
-
-
-def _register() -> None:
-    from taskchain.cli import db, manage, ops, read, run, submit, watch
-
-    for module in (submit, run, read, watch, manage, ops, db):
-        module.register(app)
-
-
-_register()
 
 
 def main() -> None:

@@ -8,7 +8,6 @@ ones included. Here both wait until they are needed; what the user sees is the s
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
 
@@ -46,60 +45,53 @@ def defer_coercion(params: Sequence[Any]) -> None:
 
 
 class Commands(MutableMapping[str, Command]):
-    """A group's commands, each built from its Typer CommandInfo when first looked up, in the
-    order they were registered (then the sub-groups, built already), as Typer orders them."""
+    """A group's commands, each built by `build(name)` when first looked up, listed in the
+    order of `summaries` (name: the line `--help` shows for it), then any added later."""
 
-    def __init__(
-        self, infos: Sequence[Any], built: Mapping[str, Command], build: Callable[[Any], Command]
-    ) -> None:
-        self._infos = {_name(info): info for info in infos}
+    def __init__(self, summaries: Mapping[str, str], build: Callable[[str], Command]) -> None:
+        self._summaries = dict(summaries)
         self._built: dict[str, Command] = {}
-        self._extra = dict(built)
+        self._extra: dict[str, Command] = {}
         self._build = build
 
     def __getitem__(self, name: str) -> Command:
         if name in self._built:
             return self._built[name]
-        if name in self._infos:
-            command = self._built[name] = self._build(self._infos[name])
+        if name in self._summaries:
+            command = self._built[name] = self._build(name)
             return command
         return self._extra[name]
 
     def __setitem__(self, name: str, command: Command) -> None:
-        self._infos.pop(name, None)
+        self._summaries.pop(name, None)
         self._built.pop(name, None)
         self._extra[name] = command
 
     def __delitem__(self, name: str) -> None:
         if name not in self:
             raise KeyError(name)
-        self._infos.pop(name, None)
+        self._summaries.pop(name, None)
         self._built.pop(name, None)
         self._extra.pop(name, None)
 
     def __iter__(self) -> Iterator[str]:
-        yield from self._infos
-        yield from (name for name in self._extra if name not in self._infos)
+        yield from self._summaries
+        yield from (name for name in self._extra if name not in self._summaries)
 
     def __len__(self) -> int:
-        return len(self._infos) + sum(name not in self._infos for name in self._extra)
+        return len(self._summaries) + sum(name not in self._summaries for name in self._extra)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._infos or name in self._extra
+        return name in self._summaries or name in self._extra
 
     def summary(self, name: str) -> Command:
-        """The command if built, else a stand-in with only what a list of commands shows:
-        name, help, short help, hidden, deprecated (`taskchain --help` builds none)."""
-        if name in self._built or name not in self._infos:
+        """The command if built, else a stand-in with only what a list of commands shows, its
+        name and summary line (`taskchain --help` builds none)."""
+        if name in self._built or name not in self._summaries:
             return self[name]
-        info = self._infos[name]
-        text = inspect.getdoc(info.callback) if info.help is None else inspect.cleandoc(info.help)
-        return TyperCommand(
-            name, help=text, short_help=info.short_help, hidden=info.hidden,
-            deprecated=info.deprecated,
-        )  # fmt: skip
+        return TyperCommand(name, help=self._summaries[name])
 
 
-def _name(info: Any) -> str:
-    """The command's name as Typer gives it (typer.main.get_command_from_info)."""
+def name_of(info: Any) -> str:
+    """A command's (or sub-group's) name as Typer gives it (typer.main.get_command_from_info)."""
     return str(info.name or info.callback.__name__.lower().replace("_", "-"))

@@ -16,16 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.core import TyperCommand
 from typer.main import get_command
 
-from taskchain.cli import app
+from taskchain.builtin_types import TEXTS
+from taskchain.chains import all_types
+from taskchain.cli import COMMANDS, app
 
 #: Never imported by a command that reads the store, nor by help or --version.
 ENGINE = {"celery", "kombu", "redis", "billiard", "amqp", "polars", "alembic", "yaml"}
 #: What only a command that needs the store or a setting may import.
 STORE = {"sqlalchemy", "sqlmodel", "pydantic_settings"}
-#: Not for help either: pydantic (~0.1 s; the chain types' help in `submit --help` needs it)
-#: and Rich (help is Typer's plain formatter).
+#: Not for help either: pydantic (~0.1 s; `submit --help` lists the chain types from their
+#: texts, not their config models) and Rich (help is Typer's plain formatter).
 HELP_EXTRA = {"pydantic", "pydantic_core", "rich"}
 
 _RUN = """
@@ -61,6 +64,12 @@ def _env(tmp: Path) -> dict[str, str]:
 
 def imported(tmp: Path, *args: str) -> tuple[int, set[str]]:
     """Run `taskchain ARGS` in a fresh interpreter: its exit code and its top-level modules."""
+    code, modules = imported_modules(tmp, *args)
+    return code, {name.split(".")[0] for name in modules}
+
+
+def imported_modules(tmp: Path, *args: str) -> tuple[int, set[str]]:
+    """Run `taskchain ARGS` in a fresh interpreter: its exit code and every module it loaded."""
     record = tmp / "modules.json"
     env = {**_env(tmp), "TC_ARGS": json.dumps(args), "TC_MODULES": str(record)}
     subprocess.run(
@@ -68,7 +77,7 @@ def imported(tmp: Path, *args: str) -> tuple[int, set[str]]:
         check=True,
     )  # fmt: skip
     found = json.loads(record.read_text())
-    return found["code"], {name.split(".")[0] for name in found["modules"]}
+    return found["code"], set(found["modules"])
 
 
 @pytest.fixture(scope="module")
@@ -102,10 +111,43 @@ def test_help_and_version_import_no_library_of_a_command(tmp_path: Path, args: t
 def test_command_help_imports_no_library_of_a_command(tmp_path: Path, path: tuple) -> None:
     code, modules = imported(tmp_path, *path, "--help")
     assert code == 0
-    assert modules & (ENGINE | STORE) == set()
-    # `submit --help` lists the chain types, whose config models are pydantic's.
-    allowed = {"pydantic", "pydantic_core"} if path == ("submit",) else set()
-    assert modules & HELP_EXTRA - allowed == set()
+    assert modules & (ENGINE | STORE | HELP_EXTRA) == set()
+
+
+COMMAND_MODULES = {f"taskchain.cli.{module}" for module, _ in COMMANDS.values()}
+
+
+@pytest.mark.parametrize(
+    ("args", "loaded"),
+    [(("--help",), set()), (("status", "--help"), {"taskchain.cli.read"}),
+     (("db", "current", "--help"), {"taskchain.cli.db"}),
+     (("submit", "--help"), {"taskchain.cli.submit"})],
+    ids=lambda v: " ".join(v) if isinstance(v, tuple) else "",
+)  # fmt: skip
+def test_a_command_loads_its_own_module_alone(tmp_path: Path, args: tuple, loaded: set) -> None:
+    code, modules = imported_modules(tmp_path, *args)
+    assert code == 0
+    assert modules & COMMAND_MODULES == loaded
+
+
+def test_the_commands_table_matches_the_commands() -> None:
+    """`taskchain --help` lists the commands from `COMMANDS` alone: same names, same order,
+    same summaries as the commands themselves give."""
+    built = get_command(app).commands
+    assert list(built) == list(COMMANDS)
+    for name, (module, summary) in COMMANDS.items():
+        command = built[name]
+        assert command.callback is None or command.callback.__module__.endswith(module)
+        stand_in = TyperCommand(name, help=summary)
+        assert command.get_short_help_str(limit=1000) == stand_in.get_short_help_str(limit=1000)
+
+
+def test_the_builtin_type_texts_name_every_builtin_type() -> None:
+    types = all_types(plugins=False)
+    assert list(types) == list(TEXTS)
+    for name, (summary, details) in TEXTS.items():
+        assert (types[name].summary, types[name].details) == (summary, details)
+        assert details.startswith(f"{name}: ")
 
 
 @pytest.mark.parametrize(
