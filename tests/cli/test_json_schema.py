@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +19,8 @@ from typer.testing import CliRunner
 
 from taskchain.cli import app
 from tests.support import proc
-from tests.support.terminal import SLOW, running_submit
+from tests.support.probe import Gates
+from tests.support.terminal import running_submit
 
 
 class Many:
@@ -219,21 +222,37 @@ def test_every_json_command_matches_its_schema(runner: CliRunner) -> None:
     )
 
 
-def test_watch_json_lines_of_running_chains_match(env: dict[str, str]) -> None:
-    probe_env = {**env, "TASKCHAIN_PLUGINS": "tests.support.chains"}
-    runner, chain_id = running_submit(probe_env, SLOW)
-    one = proc.run(["watch", chain_id, "--json"], probe_env)
-    runner.wait(timeout=30)
-    runner, other = running_submit(probe_env, SLOW)
-    every = proc.run(["watch", "--json"], probe_env)
-    runner.wait(timeout=30)
-    for done, expected in ((one, chain_id), (every, other)):
-        assert done.returncode == 0, done.stderr
-        docs = [json.loads(line) for line in done.stdout.splitlines()]
-        assert len(docs) >= 3 and {d["id"] for d in docs} == {expected}
-        assert {d["status"] for d in docs} >= {"RUNNING", "COMPLETED"}
-        for doc in docs:
-            check(doc, "watch")
+def _watched(env: dict[str, str], *args: str) -> list[dict[str, Any]]:
+    """`taskchain watch ARGS --json` on a gated probe chain run by an embedded submit: each
+    gate opens only once the watcher has printed a line since the last, so the watcher sees
+    every step change however slow the machine is."""
+    gates = Gates(Path(env["TASKCHAIN_WORKSPACE"]))
+    runner, chain_id = running_submit(env, gates.config)
+    watcher = proc.spawn_taskchain(
+        ["watch", *[a.format(id=chain_id) for a in args], "--json"],
+        env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert watcher.stdout is not None
+    lines = [watcher.stdout.readline()]
+    for step in range(1, len(gates.names) + 1):
+        gates.open(step)
+        if step < len(gates.names):
+            lines.append(watcher.stdout.readline())
+    rest, err = watcher.communicate(timeout=60)
+    runner.wait(timeout=60)
+    assert watcher.returncode == 0, err
+    docs = [json.loads(line) for line in [*lines, *rest.splitlines()] if line.strip()]
+    assert {d["id"] for d in docs} == {chain_id}
+    return docs
+
+
+@pytest.mark.parametrize("args", [("{id}",), ()], ids=["one chain", "every active chain"])
+def test_watch_json_lines_of_running_chains_match(env: dict[str, str], args: tuple) -> None:
+    docs = _watched({**env, "TASKCHAIN_PLUGINS": "tests.support.chains"}, *args)
+    assert len(docs) >= 3
+    assert {d["status"] for d in docs} >= {"RUNNING", "COMPLETED"}
+    for doc in docs:
+        check(doc, "watch")
 
 
 def test_the_validator_catches_renames_and_wrong_types() -> None:
