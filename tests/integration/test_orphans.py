@@ -1,5 +1,7 @@
 """A real embedded `taskchain submit`, killed with SIGKILL mid-chain: once its lease expires
-every read shows the chain orphaned, `watch` stops waiting on it, and `retry` finishes it."""
+every read shows the chain orphaned, `watch` stops waiting on it, and `retry` finishes it.
+The same for a workflow whose embedded `taskchain run` is killed: `status` shows it orphaned
+and `retry` takes its jobs over, in its own process or, with a broker set, on the workers."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from taskchain.store import ChainRecord, Status, queries, session
 from taskchain.store import workflows as wfstore
@@ -145,10 +149,13 @@ def flow(workflow_id: str) -> wfstore.WorkflowView:
     return found
 
 
-def test_a_killed_embedded_run_leaves_an_orphaned_workflow_that_retry_takes_over(
-    env: dict[str, str], workspace: Path, tmp_path: Path
-) -> None:
-    penv = {**env, "TASKCHAIN_PLUGINS": "tests.support.chains", "TASKCHAIN_STEP_LEASE": str(LEASE)}
+def jobs(wf_id: str) -> dict[str, ChainRecord]:
+    return {c.job or "": c for c in flow(wf_id).jobs}
+
+
+def orphan_a_workflow(penv: dict[str, str], tmp_path: Path) -> tuple[str, int]:
+    """Run WORKFLOW with an embedded `taskchain run`, SIGKILL it while `slow` waits at its
+    gate, and wait until the workflow is orphaned: (its id, the dead pid)."""
     path = tmp_path / "orphan-wf.json"
     path.write_text(json.dumps(WORKFLOW))
     runner = proc.spawn_taskchain(
@@ -158,11 +165,8 @@ def test_a_killed_embedded_run_leaves_an_orphaned_workflow_that_retry_takes_over
     wf_id = runner.stdout.readline().strip()
     assert len(wf_id) == 32, runner.communicate()
 
-    def jobs() -> dict[str, ChainRecord]:
-        return {c.job or "": c for c in flow(wf_id).jobs}
-
     def slow_steps() -> list[queries.StepRecord]:
-        return view(jobs()["slow"].id).steps
+        return view(jobs(wf_id)["slow"].id).steps
 
     until(lambda: len(slow_steps()) == 2 and slow_steps()[1].status == Status.RUNNING, 30, "slow")
     time.sleep(LEASE + 1)  # past the leases taken at start: only the heartbeat keeps them
@@ -178,12 +182,21 @@ def test_a_killed_embedded_run_leaves_an_orphaned_workflow_that_retry_takes_over
     assert runner.wait(timeout=10) == -signal.SIGKILL
     seen = until(lambda: wfstore.is_orphaned(flow(wf_id)), 3 * LEASE, "orphaned")
     print(f"[figure] workflow orphaned {seen:.1f}s after the SIGKILL (lease {LEASE}s)")
-    before = jobs()
+    before = jobs(wf_id)
     assert {job: c.status for job, c in before.items()} == {
         "first": Status.COMPLETED, "slow": Status.RUNNING, "quick": Status.COMPLETED,
         "last": Status.PENDING,
     }  # fmt: skip
     assert before["last"].step_count == 0  # not started: the fan-in waits for `slow`
+    return wf_id, runner.pid
+
+
+def test_a_killed_embedded_run_leaves_an_orphaned_workflow_that_retry_takes_over(
+    env: dict[str, str], workspace: Path, tmp_path: Path
+) -> None:
+    penv = {**env, "TASKCHAIN_PLUGINS": "tests.support.chains", "TASKCHAIN_STEP_LEASE": str(LEASE)}
+    wf_id, dead = orphan_a_workflow(penv, tmp_path)
+    before = jobs(wf_id)
 
     doc = json.loads(proc.run(["status", wf_id, "--json"], penv).stdout)
     assert (doc["status"], doc["orphaned"]) == ("RUNNING", True)
@@ -192,7 +205,7 @@ def test_a_killed_embedded_run_leaves_an_orphaned_workflow_that_retry_takes_over
     )
     text = proc.run(["status", wf_id], penv).stdout.splitlines()
     assert text[-1] == (
-        f"orphaned: its embedded runner (pid {runner.pid} on host {socket.gethostname()}) died "
+        f"orphaned: its embedded runner (pid {dead} on host {socket.gethostname()}) died "
         f"(its lease expired at {expired}); resume it with: taskchain retry {wf_id}"
     )
 
@@ -202,17 +215,41 @@ def test_a_killed_embedded_run_leaves_an_orphaned_workflow_that_retry_takes_over
     assert retried.stderr.splitlines()[0] == (
         f"taking over orphaned workflow {wf_id}: 1 job(s) resumed"
     )
-    after = jobs()
+    after = jobs(wf_id)
     assert flow(wf_id).workflow.status == Status.COMPLETED
     assert {job: (c.status, c.attempt) for job, c in after.items()} == {
         "first": (Status.COMPLETED, 1), "slow": (Status.COMPLETED, 2),
         "quick": (Status.COMPLETED, 1), "last": (Status.COMPLETED, 1),
     }  # fmt: skip
     # The retry's process ran what it took over: `last`, started after it, is its own.
-    assert after["last"].runner is not None and f":{runner.pid}:" not in after["last"].runner
+    assert after["last"].runner is not None and f":{dead}:" not in after["last"].runner
     # Each step finished exactly once: the killed step never finished before the retry.
     assert sorted(executions(workspace)) == sorted(
         (c.id, st.index) for c in after.values() for st in view(c.id).steps
     )
     again = proc.run(["retry", wf_id], penv)
     assert again.returncode == 2 and "is COMPLETED" in again.stderr
+
+
+@pytest.mark.redis
+def test_an_orphaned_workflow_retried_with_a_broker_goes_on_on_the_workers(
+    env: dict[str, str], redis_url: str, workspace: Path, tmp_path: Path
+) -> None:
+    penv = {**env, "TASKCHAIN_PLUGINS": "tests.support.chains", "TASKCHAIN_STEP_LEASE": str(LEASE)}
+    wf_id, _ = orphan_a_workflow(penv, tmp_path)
+    denv = {**penv, "TASKCHAIN_BROKER_URL": redis_url}
+    (workspace / GATE).touch()
+    with proc.worker(denv, tmp_path / "w.log", concurrency=1):
+        retried = proc.run(["retry", wf_id, "--wait", "-q"], denv, timeout=90)
+        assert (retried.returncode, retried.stderr) == (0, "")
+    after = jobs(wf_id)
+    assert flow(wf_id).workflow.status == Status.COMPLETED
+    assert [(c.status, c.runner) for c in (after["slow"], after["last"])] == [
+        (Status.COMPLETED, None), (Status.COMPLETED, None)
+    ]  # fmt: skip
+    # The worker ran what was left: the interrupted step and the job that waited for it.
+    assert [st.worker.split("@")[0] for st in view(after["last"].id).steps if st.worker] == ["w1"]
+    assert (view(after["slow"].id).steps[1].worker or "").startswith("w1@")
+    assert sorted(executions(workspace)) == sorted(
+        (c.id, st.index) for c in after.values() for st in view(c.id).steps
+    )
