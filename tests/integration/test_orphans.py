@@ -232,16 +232,22 @@ def test_a_killed_embedded_run_leaves_an_orphaned_workflow_that_retry_takes_over
 
 
 @pytest.mark.redis
+@pytest.mark.parametrize("retried", ["workflow", "job"])
 def test_an_orphaned_workflow_retried_with_a_broker_goes_on_on_the_workers(
-    env: dict[str, str], redis_url: str, workspace: Path, tmp_path: Path
+    env: dict[str, str], redis_url: str, workspace: Path, tmp_path: Path, retried: str
 ) -> None:
+    """`retry` on the workflow, or on the one job that was running (a chain retry): either
+    way the workers run what is left, and the job started after it (`last`) is theirs, not
+    the dead process's, so that the recovery sweep looks after it too."""
     penv = {**env, "TASKCHAIN_PLUGINS": "tests.support.chains", "TASKCHAIN_STEP_LEASE": str(LEASE)}
     wf_id, _ = orphan_a_workflow(penv, tmp_path)
     denv = {**penv, "TASKCHAIN_BROKER_URL": redis_url}
     (workspace / GATE).touch()
+    target = wf_id if retried == "workflow" else jobs(wf_id)["slow"].id
     with proc.worker(denv, tmp_path / "w.log", concurrency=1):
-        retried = proc.run(["retry", wf_id, "--wait", "-q"], denv, timeout=90)
-        assert (retried.returncode, retried.stderr) == (0, "")
+        done = proc.run(["retry", target, "--wait", "-q"], denv, timeout=90)
+        assert (done.returncode, done.stderr) == (0, "")
+        until(lambda: flow(wf_id).workflow.status.finished, 60, "the workflow finished")
     after = jobs(wf_id)
     assert flow(wf_id).workflow.status == Status.COMPLETED
     assert [(c.status, c.runner) for c in (after["slow"], after["last"])] == [
