@@ -41,6 +41,19 @@ def orphan_detail(chain: ChainRecord) -> str:
     )
 
 
+def workflow_orphan_detail(view: WorkflowView) -> str:
+    """Why an orphaned workflow (`store.workflows.is_orphaned`) stands still, and what to do."""
+    from taskchain.store.workflows import dead_runner
+
+    last = dead_runner(view)
+    who = runner_label(last.runner or "?") if last else "?"
+    expired = iso(last.runner_lease_expires_at) if last else None
+    return (
+        f"its embedded runner ({who}) died (its lease expired at {expired}); "
+        f"resume it with: taskchain retry {view.workflow.id}"
+    )
+
+
 def _ref(ref: str) -> str:
     if not ref.strip():
         raise InvalidInput("a chain id (or a unique prefix of one) is required")

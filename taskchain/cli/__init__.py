@@ -162,7 +162,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "result": ("read", "Print a chain's result; exit 0 if COMPLETED, 1 if "
                "FAILED/CANCELLED/orphaned, 124 if not done."),
     "list": ("read", "List chains (or, with --workflows, workflows), newest first."),
-    "stats": ("read", "Totals by status and by type, and durations of finished chains."),
+    "stats": ("read", "Totals by status and by type, durations of finished chains, and "
+              "workflows by status."),
     "watch": ("watch", "Follow a chain step by step until it finishes; exit 0 if it "
               "COMPLETED, 1 if not."),
     "delete": ("manage", "Delete chains and their steps; a running chain is cancelled first."),

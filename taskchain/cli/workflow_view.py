@@ -248,11 +248,19 @@ def follow(
 
 
 def show_status(workflow_id: str, *, json: bool) -> int:
+    """The workflow's table (`--json`: its document, with `orphaned`); an orphaned one (its
+    embedded `run` died) says so last, with how to resume it, as a chain's status does."""
+    from taskchain.store.workflows import is_orphaned
+
     view = core.get_workflow(workflow_id)
+    orphaned = is_orphaned(view)
     if json:
-        output.emit_json(workflow_json(view))
-    else:
-        output.out().print(table(view))
+        output.emit_json({**workflow_json(view), "orphaned": orphaned})
+        return 0
+    parts: list[RenderableType] = [table(view)]
+    if orphaned:
+        parts.append(Text(f"orphaned: {core.workflow_orphan_detail(view)}", style="red"))
+    output.out().print(Group(*parts))
     return 0
 
 
@@ -309,11 +317,17 @@ def cancel_workflow(workflow_id: str) -> None:
 
 
 def retry_workflow(workflow_id: str, *, wait: bool, quiet: bool) -> int:
+    """Retry a finished workflow's failed jobs, or take over an orphaned one; embedded (or
+    with --wait) follow it to its end."""
     from taskchain.engine import workflow
     from taskchain.settings import get_settings
+    from taskchain.store.workflows import is_orphaned
 
+    orphaned = is_orphaned(core.get_workflow(workflow_id))
     started = workflow.retry(workflow_id)
-    if not quiet:
+    if not quiet and orphaned:
+        output.say(f"taking over orphaned workflow {workflow_id}: {len(started)} job(s) resumed")
+    elif not quiet:
         output.say(f"retrying workflow {workflow_id}: {len(started)} job(s) started")
     if get_settings().embedded or wait:
         return follow(workflow_id, timeout=None, show=not quiet, json_lines=False,

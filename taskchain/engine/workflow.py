@@ -136,6 +136,10 @@ def advance(workflow_id: str, *, app: Any = None) -> list[str]:
     """Apply the fan-in rule now; return the chain ids of the jobs it started."""
     with session(write=True) as s:
         ready = _advance(s, workflow_id)
+    if ready and get_settings().embedded:
+        from taskchain.engine import owner
+
+        owner.hold()
     _send(ready, app=app)
     return ready
 
@@ -157,6 +161,9 @@ def _advance(s: Session, workflow_id: str) -> list[str]:
     graph = Graph({name: job["needs"] for name, job in jobs_doc.items()})
     by_job = {c.job: c for c in view.jobs if c.job is not None}
     started: list[str] = []
+    # Whoever starts a job runs it: this process when embedded (it may not be the one that
+    # ran the workflow so far: a retry took it over), else the workers.
+    runner = _runner()
     while True:
         states = {job: wfstore.job_state(chain) for job, chain in by_job.items()}
         decided = graph.advance(states)
@@ -175,7 +182,9 @@ def _advance(s: Session, workflow_id: str) -> list[str]:
             for step in steps:
                 step.chain_id = chain.id
             steps[0].dispatched_at = now
-            res = s.execute(_unstarted(chain.id).values(config=config, step_count=len(steps)))
+            res = s.execute(
+                _unstarted(chain.id).values(config=config, step_count=len(steps), **runner)
+            )
             if res.rowcount:  # type: ignore[attr-defined]
                 s.add_all(steps)
                 started.append(chain.id)
@@ -185,6 +194,15 @@ def _advance(s: Session, workflow_id: str) -> list[str]:
     _settle(view.workflow, list(by_job.values()), states)
     s.add(view.workflow)
     return started
+
+
+def _runner() -> dict[str, Any]:
+    """The `runner` columns of a chain this process starts now (see `engine.owner`)."""
+    from taskchain.engine import owner
+
+    if not get_settings().embedded:
+        return {"runner": None, "runner_lease_expires_at": None}
+    return {"runner": owner.token(), "runner_lease_expires_at": owner.lease_until()}
 
 
 def _unstarted(chain_id: str) -> Any:
@@ -313,43 +331,54 @@ def cancel(workflow_id: str) -> bool:
 
 def retry(workflow_id: str) -> list[str]:
     """Run the FAILED, CANCELLED and SKIPPED jobs of a finished workflow again, as if new
-    (their old steps are dropped); COMPLETED jobs keep their results and outputs. Returns
-    the chain ids of the jobs started now."""
-    from taskchain.engine import owner
+    (their old steps are dropped); COMPLETED jobs keep their results and outputs. An
+    orphaned workflow (its embedded `run` died) is taken over instead: its unfinished jobs
+    go on here (`workflow_takeover`). Returns the chain ids of the jobs started now."""
+    from taskchain.engine import dispatch, owner
+    from taskchain.engine.workflow_takeover import Resumed, take_over
 
-    settings = get_settings()
-    runner = owner.token() if settings.embedded else None
+    runner = _runner()
     with session(write=True) as s:
         view = wfstore.get(session=s, workflow_id=workflow_id, lock=True)
         if view is None:
             raise InvalidInput(f"no workflow {workflow_id}")
         row = view.workflow
-        if row.status not in (Status.FAILED, Status.CANCELLED):
+        resumed: list[Resumed] = []
+        if wfstore.is_orphaned(view):
+            resumed = take_over(s, view, runner)
+        elif row.status in (Status.FAILED, Status.CANCELLED):
+            _reset_blocked(s, view, runner)
+        else:
             raise InvalidInput(
-                f"workflow {workflow_id} is {row.status.value}: only FAILED or CANCELLED "
-                "workflows can be retried"
+                f"workflow {workflow_id} is {row.status.value}: only FAILED, CANCELLED or "
+                "orphaned workflows can be retried"
             )
-        jobs_doc = row.spec["jobs"]
-        graph = Graph({name: job["needs"] for name, job in jobs_doc.items()})
-        by_job = {c.job: c for c in view.jobs if c.job}
-        again = graph.to_retry({job: c.status.value for job, c in by_job.items()})
-        ids = [by_job[job].id for job in again]
-        s.execute(delete(StepRecord).where(col(StepRecord.chain_id).in_(ids)))
-        for job in again:
-            s.execute(
-                update(ChainRecord).where(col(ChainRecord.id) == by_job[job].id).values(
-                    status=Status.PENDING, step_count=0, config=jobs_doc[job]["config"],
-                    error=None, result=None, started_at=None, finished_at=None,
-                    cancel_requested=False, attempt=ChainRecord.attempt + 1, runner=runner,
-                    runner_lease_expires_at=owner.lease_until() if runner else None,
-                )
-            )  # fmt: skip
         row.status, row.finished_at, row.error = Status.RUNNING, None, None
         s.add(row)
         s.flush()
         s.expire_all()
         ready = _advance(s, workflow_id)
-    if runner:
+    if runner["runner"]:
         owner.hold()
+    for step in resumed:
+        dispatch.start(step.chain_id, step.index, queue=step.queue, task_id=step.task_id)
     _send(ready)
-    return ready
+    return [step.chain_id for step in resumed] + ready
+
+
+def _reset_blocked(s: Session, view: wfstore.WorkflowView, runner: dict[str, Any]) -> None:
+    """The jobs a finished workflow's retry runs again, back to PENDING without steps."""
+    jobs_doc = view.workflow.spec["jobs"]
+    graph = Graph({name: job["needs"] for name, job in jobs_doc.items()})
+    by_job = {c.job: c for c in view.jobs if c.job}
+    again = graph.to_retry({job: c.status.value for job, c in by_job.items()})
+    ids = [by_job[job].id for job in again]
+    s.execute(delete(StepRecord).where(col(StepRecord.chain_id).in_(ids)))
+    for job in again:
+        s.execute(
+            update(ChainRecord).where(col(ChainRecord.id) == by_job[job].id).values(
+                status=Status.PENDING, step_count=0, config=jobs_doc[job]["config"],
+                error=None, result=None, started_at=None, finished_at=None,
+                cancel_requested=False, attempt=ChainRecord.attempt + 1, **runner,
+            )
+        )  # fmt: skip

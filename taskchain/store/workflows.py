@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, exists, func, or_
@@ -11,7 +12,7 @@ from sqlalchemy import delete as sql_delete
 from sqlmodel import Session, col, select
 
 from taskchain.errors import AmbiguousId
-from taskchain.store.models import CHAIN_STATUSES, ChainRecord, Status, StepRecord
+from taskchain.store.models import CHAIN_STATUSES, ChainRecord, Status, StepRecord, utcnow
 from taskchain.store.workflow_model import WorkflowRecord
 
 
@@ -90,16 +91,25 @@ def workflow_of(*, session: Session, chain_id: str) -> tuple[str | None, Status 
 
 def stalled(*, session: Session) -> list[str]:
     """RUNNING workflows none of whose jobs is running or started: a fan-in was lost (a
-    process died between a job's end and its workflow's advance)."""
+    process died between a job's end and its workflow's advance). A workflow an embedded
+    process runs (a job waiting under a runner) is left to that process, or to `retry`."""
+    mine = col(ChainRecord.workflow_id) == WorkflowRecord.id
     active = and_(
-        col(ChainRecord.workflow_id) == WorkflowRecord.id,
+        mine,
         or_(
             col(ChainRecord.status) == Status.RUNNING,
             and_(col(ChainRecord.status) == Status.PENDING, col(ChainRecord.step_count) > 0),
         ),
     )
+    embedded = and_(
+        mine,
+        col(ChainRecord.status).in_([Status.PENDING, Status.RUNNING]),
+        col(ChainRecord.runner).is_not(None),
+    )
     query = select(WorkflowRecord.id).where(
-        col(WorkflowRecord.status).in_([Status.PENDING, Status.RUNNING]), ~exists().where(active)
+        col(WorkflowRecord.status).in_([Status.PENDING, Status.RUNNING]),
+        ~exists().where(active),
+        ~exists().where(embedded),
     )
     return list(session.exec(query).all())
 
@@ -168,3 +178,23 @@ def count_by_status(*, session: Session) -> dict[str, int]:
     for status, count in session.exec(query).all():
         counts[Status(status).value] = counts.get(Status(status).value, 0) + int(count)
     return counts
+
+
+def is_orphaned(view: WorkflowView, *, now: datetime | None = None) -> bool:
+    """An unfinished workflow that an embedded process ran and that no process runs now:
+    every unfinished job waits under an embedded runner, and no job's runner lease is still
+    live (a finished job's lease lapses too, as nothing renews it). It stands still until
+    `retry` takes it over. A job that workers run (no runner) makes it not orphaned."""
+    if view.workflow.status.finished:
+        return False
+    held = [c for c in view.jobs if c.runner is not None]
+    if not held or any(c.runner is None for c in view.jobs if not c.status.finished):
+        return False
+    now = now or utcnow()
+    return all(c.runner_lease_expires_at is None or c.runner_lease_expires_at < now for c in held)
+
+
+def dead_runner(view: WorkflowView) -> ChainRecord | None:
+    """The job whose runner lease ran out last: it names the process that died."""
+    held = [c for c in view.jobs if c.runner is not None and c.runner_lease_expires_at]
+    return max(held, key=lambda c: c.runner_lease_expires_at or utcnow(), default=None)

@@ -181,8 +181,8 @@ def test_retry_reruns_failed_and_skipped_jobs_reusing_completed_ones(
     assert out["after"] == {"value": 7}
     refused = invoke(runner, "retry", "wf-retry")
     assert (refused.exit_code, refused.stderr) == (2, (
-        "taskchain: error: workflow wf-retry is COMPLETED: only FAILED or CANCELLED "
-        "workflows can be retried\n"))  # fmt: skip
+        "taskchain: error: workflow wf-retry is COMPLETED: only FAILED, CANCELLED or "
+        "orphaned workflows can be retried\n"))  # fmt: skip
     # Running the same --id again returns the workflow it made (idempotent).
     assert run_ok(runner, write(tmp_path, "retry.yaml", text), "--id", "wf-retry") == wf_id
 
