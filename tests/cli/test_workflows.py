@@ -327,7 +327,8 @@ def test_watch_json_follows_a_running_workflow_change_by_change(
     for states in per_job.values():  # a line per change: no state twice in a row
         assert all(a != b for a, b in pairwise(states)), per_job
     assert per_job["first"][-1] == per_job["second"][-1] == "COMPLETED"
-    assert per_job["second"][-2] == "RUNNING"
+    # (`second` may pass RUNNING between two looks on a busy machine: a state is reported
+    # when seen, and the test does not hold the step.)
     finals = {e["job"]: e["outputs"] for e in events[:-1] if e["status"] == "COMPLETED"}
     assert finals == {"first": {"value": 6}, "second": {"value": 42}}
     assert (events[-1]["kind"], events[-1]["status"], events[-1]["by_status"]) == (
