@@ -166,9 +166,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "workflows by status."),
     "watch": ("watch", "Follow a chain step by step until it finishes; exit 0 if it "
               "COMPLETED, 1 if not."),
-    "delete": ("manage", "Delete chains and their steps; a running chain is cancelled first."),
-    "prune": ("manage", "Remove finished chains older than an age, their steps and their "
-              "workspace folders."),
+    "delete": ("manage", "Delete chains, or workflows with all their jobs; running ones are "
+               "cancelled first."),
+    "prune": ("manage", "Remove finished chains and workflows older than an age, their steps "
+              "and folders."),
     "cancel": ("manage", "Cancel a chain: no further step starts; queued steps are revoked."),
     "retry": ("manage", "Re-run a FAILED, CANCELLED or orphaned chain from its first "
               "unfinished step."),

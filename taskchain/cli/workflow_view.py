@@ -104,7 +104,8 @@ def summary_line(view: WorkflowView) -> str:
 
 
 def _state(view: WorkflowView) -> tuple[object, ...]:
-    return (view.workflow.status, tuple((c.job, job_status(c), c.error) for c in view.jobs))
+    jobs = tuple((c.job, job_status(c), c.error, view.done.get(c.id, 0)) for c in view.jobs)
+    return (view.workflow.status, jobs)
 
 
 def poll(
@@ -211,11 +212,14 @@ def _live(console: Console, workflow_id: str, timeout: float | None) -> Workflow
     def feed(push: Callable[[WorkflowView], None]) -> WorkflowView:
         return poll(workflow_id, timeout=timeout, on_change=push)
 
-    def draw(view: WorkflowView, now: datetime, _f: int | None, _r: int | None) -> RenderableType:
-        return table(view, now=now)
+    from taskchain.cli.workflow_graph import graph
 
-    def key(view: WorkflowView, now: datetime, _frame: int) -> Hashable:
-        return (_state(view), now.second)  # the running jobs' clocks move every second
+    def draw(view: WorkflowView, now: datetime, frame: int | None, _: int | None) -> RenderableType:
+        return graph(view, now=now, frame=frame)
+
+    def key(view: WorkflowView, now: datetime, frame: int) -> Hashable:
+        # the spinner turns and the running jobs' clocks move with time alone
+        return (_state(view), now.second, None if view.workflow.status.finished else frame)
 
     return live.run(console, feed, draw=draw, key=key)
 

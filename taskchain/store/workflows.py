@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +21,8 @@ class WorkflowView:
     workflow: WorkflowRecord
     #: One chain per job, in the file's order.
     jobs: list[ChainRecord]
+    #: {chain id: steps COMPLETED} of the jobs that have any (`get` fills it).
+    done: dict[str, int] = field(default_factory=dict)
 
     def needs(self, job: str) -> list[str]:
         return list(self.workflow.spec["jobs"].get(job, {}).get("needs", []))
@@ -67,7 +69,20 @@ def get(*, session: Session, workflow_id: str, lock: bool = False) -> WorkflowVi
     workflow = session.exec(query).first()
     if workflow is None:
         return None
-    return WorkflowView(workflow, jobs(session=session, workflow=workflow))
+    return WorkflowView(
+        workflow, jobs(session=session, workflow=workflow), steps_done(session, workflow.id)
+    )
+
+
+def steps_done(session: Session, workflow_id: str) -> dict[str, int]:
+    """{chain id: steps COMPLETED} of a workflow's jobs, in one grouped count."""
+    query = (
+        select(StepRecord.chain_id, func.count())
+        .join(ChainRecord, col(ChainRecord.id) == col(StepRecord.chain_id))
+        .where(col(ChainRecord.workflow_id) == workflow_id, StepRecord.status == Status.COMPLETED)
+        .group_by(col(StepRecord.chain_id))
+    )
+    return {chain_id: int(n) for chain_id, n in session.exec(query).all()}
 
 
 def list_workflows(

@@ -1,0 +1,86 @@
+"""`watch WORKFLOW` on a terminal: the jobs drawn as a graph, in stages from left to right.
+
+A job's stage is one more than its deepest need's, so every arrow points right and jobs with
+no path between them that can run at the same time stand side by side. Each job is a card:
+its status (a spinner while it runs), its name, its progress in steps, its time, and the jobs
+it needs when they are not all in the stage just before it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from taskchain.cli import render
+from taskchain.store import ChainRecord, Status
+from taskchain.store.workflows import WorkflowView, job_state
+
+
+def stages(view: WorkflowView) -> list[list[ChainRecord]]:
+    """The jobs by stage, each stage in the file's order."""
+    by_name = {chain.job or "": chain for chain in view.jobs}
+    level: dict[str, int] = {}
+
+    def depth(name: str, seen: frozenset[str] = frozenset()) -> int:
+        if name not in level:
+            needs = [n for n in view.needs(name) if n in by_name and n not in seen]
+            level[name] = 1 + max((depth(n, seen | {name}) for n in needs), default=-1)
+        return level[name]
+
+    columns: list[list[ChainRecord]] = []
+    for name, chain in by_name.items():
+        at = depth(name)
+        columns.extend([] for _ in range(at + 1 - len(columns)))
+        columns[at].append(chain)
+    return columns
+
+
+def card(
+    view: WorkflowView, chain: ChainRecord, *, previous: set[str], now: datetime,
+    frame: int | None,
+) -> Text:  # fmt: skip
+    status = Status(job_state(chain))
+    text = Text(chain.job or "", style="bold")
+    text.append(" ").append_text(render.status_text(status, frame=frame))
+    facts = []
+    if chain.step_count:
+        facts.append(f"{view.done.get(chain.id, 0)}/{chain.step_count} steps")
+    if chain.started_at:
+        facts.append(render.duration(chain.started_at, chain.finished_at, now=now))
+    if facts:
+        text.append("\n  " + " · ".join(facts), style="dim")
+    needs = view.needs(chain.job or "")
+    if needs and not set(needs) <= previous:
+        shown = ", ".join(needs) if len(needs) <= 3 else f"{len(needs)} jobs"
+        text.append(f"\n  ← {shown}", style="dim")
+    if chain.status == Status.COMPLETED and chain.result is not None:
+        text.append(f"\n  = {render.result_summary(chain.type, chain.result)}")
+    elif chain.error:
+        text.append(f"\n  {chain.error}", style=render.STYLES.get(status, ""))
+    return text
+
+
+def graph(view: WorkflowView, *, now: datetime, frame: int | None) -> RenderableType:
+    row = view.workflow
+    head = Text(f"workflow {row.id[:12]} {row.name} ")
+    head.append_text(render.status_text(row.status, frame=frame))
+    if row.started_at:
+        head.append(f"  {render.duration(row.started_at, row.finished_at, now=now)}")
+    columns = stages(view)
+    grid = Table.grid(padding=(0, 1))
+    cells: list[RenderableType] = []
+    previous: set[str] = set()
+    for number, jobs in enumerate(columns, 1):
+        grid.add_column(vertical="top")
+        cards = [card(view, c, previous=previous, now=now, frame=frame) for c in jobs]
+        cells.append(Panel(Group(*cards), title=f"stage {number}", title_align="left"))
+        previous = {c.job or "" for c in jobs}
+    grid.add_row(*cells)
+    parts: list[RenderableType] = [head, grid]
+    if row.error:
+        parts.append(Text(f"error: {row.error}"))
+    return Group(*parts)
