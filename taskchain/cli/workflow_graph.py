@@ -43,40 +43,69 @@ def card(
     view: WorkflowView, chain: ChainRecord, *, previous: set[str], now: datetime,
     frame: int | None,
 ) -> Text:  # fmt: skip
+    """One line for a job (a second for its far needs, its error): name, status, steps done,
+    time, result. A job started but not yet taken by a worker reads RUNNING, as the fan-in
+    rule counts it, without a spinner: `queued`."""
     status = Status(job_state(chain))
+    queued = status == Status.RUNNING and chain.started_at is None
     text = Text(chain.job or "", style="bold")
-    text.append(" ").append_text(render.status_text(status, frame=frame))
+    text.append(" ").append_text(render.status_text(status, frame=None if queued else frame))
     facts = []
     if chain.step_count:
-        facts.append(f"{view.done.get(chain.id, 0)}/{chain.step_count} steps")
-    if chain.started_at:
+        facts.append(f"{view.done.get(chain.id, 0)}/{chain.step_count}")
+    if queued:
+        facts.append("queued")
+    elif chain.started_at:
         facts.append(render.duration(chain.started_at, chain.finished_at, now=now))
+    if chain.status == Status.COMPLETED and chain.result is not None:
+        facts.append(f"= {render.result_summary(chain.type, chain.result)}")
     if facts:
-        text.append("\n  " + " · ".join(facts), style="dim")
+        text.append(" " + " · ".join(facts), style="dim")
     needs = view.needs(chain.job or "")
     if needs and not set(needs) <= previous:
         shown = ", ".join(needs) if len(needs) <= 3 else f"{len(needs)} jobs"
         text.append(f"\n  ← {shown}", style="dim")
-    if chain.status == Status.COMPLETED and chain.result is not None:
-        text.append(f"\n  = {render.result_summary(chain.type, chain.result)}")
-    elif chain.error:
+    if chain.error:
         text.append(f"\n  {chain.error}", style=render.STYLES.get(status, ""))
     return text
 
 
-def graph(view: WorkflowView, *, now: datetime, frame: int | None) -> RenderableType:
+def _fitting(jobs: list[ChainRecord], room: int | None) -> tuple[list[ChainRecord], Text | None]:
+    """The jobs of a stage that fit in `room` lines (running ones first), and a line that
+    counts the rest by status; every job when `room` is None (the final frame)."""
+    if room is None or len(jobs) <= room:
+        return jobs, None
+    keep = max(room - 1, 1)
+    order = sorted(range(len(jobs)), key=lambda i: (job_state(jobs[i]) != "RUNNING", i))
+    shown = sorted(order[:keep])
+    counts: dict[str, int] = {}
+    for i in order[keep:]:
+        counts[job_state(jobs[i])] = counts.get(job_state(jobs[i]), 0) + 1
+    rest = ", ".join(f"{n} {state}" for state, n in counts.items())
+    return [jobs[i] for i in shown], Text(f"+ {len(order) - keep} more: {rest}", style="dim")
+
+
+def graph(
+    view: WorkflowView, *, now: datetime, frame: int | None, rows: int | None = None
+) -> RenderableType:
+    """The workflow's frame; `rows`: the terminal's lines, which a tall stage is cut to."""
     row = view.workflow
     head = Text(f"workflow {row.id[:12]} {row.name} ")
     head.append_text(render.status_text(row.status, frame=frame))
     if row.started_at:
         head.append(f"  {render.duration(row.started_at, row.finished_at, now=now)}")
-    columns = stages(view)
+    room = None if rows is None else max(rows - 5, 3)  # head, borders, error, cursor
     grid = Table.grid(padding=(0, 1))
     cells: list[RenderableType] = []
     previous: set[str] = set()
-    for number, jobs in enumerate(columns, 1):
+    for number, jobs in enumerate(stages(view), 1):
         grid.add_column(vertical="top")
-        cards = [card(view, c, previous=previous, now=now, frame=frame) for c in jobs]
+        shown, more = _fitting(jobs, room)
+        cards: list[RenderableType] = [
+            card(view, c, previous=previous, now=now, frame=frame) for c in shown
+        ]
+        if more is not None:
+            cards.append(more)
         cells.append(Panel(Group(*cards), title=f"stage {number}", title_align="left"))
         previous = {c.job or "" for c in jobs}
     grid.add_row(*cells)

@@ -214,8 +214,8 @@ def _live(console: Console, workflow_id: str, timeout: float | None) -> Workflow
 
     from taskchain.cli.workflow_graph import graph
 
-    def draw(view: WorkflowView, now: datetime, frame: int | None, _: int | None) -> RenderableType:
-        return graph(view, now=now, frame=frame)
+    def draw(view: WorkflowView, now: datetime, frame: int | None, rows: int | None) -> Any:
+        return graph(view, now=now, frame=frame, rows=rows)
 
     def key(view: WorkflowView, now: datetime, frame: int) -> Hashable:
         # the spinner turns and the running jobs' clocks move with time alone

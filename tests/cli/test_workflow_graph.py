@@ -70,9 +70,9 @@ def test_each_card_shows_status_progress_time_and_far_needs() -> None:
     # Left to right by stage; the two jobs that can run together stand in one stage.
     x = {name: column_of(lines, f"{name} ") for name in NEEDS}
     assert x["clean"] < x["summary"] == x["totals"] < x["archive"] < x["late"]
-    assert "clean COMPLETED" in text and "2/2 steps · 2.00s" in text and "= 6" in text
-    assert "summary ⠸ RUNNING" in text and "1/3 steps · 2.00s" in text
-    assert "totals ⠸ RUNNING" in text and "0/2 steps · 1.00s" in text
+    assert "clean COMPLETED 2/2 · 2.00s · = 6" in text
+    assert "summary ⠸ RUNNING 1/3 · 2.00s" in text
+    assert "totals ⠸ RUNNING 0/2 · 1.00s" in text
     # Needs are drawn only when they are not all in the stage just before.
     assert "← clean, archive" in text
     assert text.count("←") == 1
@@ -80,6 +80,24 @@ def test_each_card_shows_status_progress_time_and_far_needs() -> None:
 
 def test_the_final_frame_has_no_spinner() -> None:
     assert not re.search("[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]", "\n".join(drawn(frame=None)))
+
+
+def test_a_queued_job_has_no_spinner_and_a_tall_stage_is_cut_to_the_terminal() -> None:
+    spec = {"jobs": {f"sq-{n:02d}": {} for n in range(20)}}
+    row = WorkflowRecord(id="e" * 32, name="fanout", status=Status.RUNNING, spec=spec)
+    jobs = [job(f"sq-{n:02d}", Status.COMPLETED, 1, 2, result=n) for n in range(8)]
+    jobs += [job(f"sq-{n:02d}", Status.RUNNING, 1, 1) for n in range(8, 10)]
+    jobs += [job(f"sq-{n:02d}", Status.PENDING, 1) for n in range(10, 20)]  # queued
+    console = Console(width=120, record=True, force_terminal=False, color_system=None)
+    console.print(graph(WorkflowView(row, jobs), now=NOW, frame=0, rows=12))
+    text = console.export_text()
+    assert len(text.splitlines()) <= 12
+    assert "sq-08 ⠋ RUNNING 0/1 · 1.00s" in text and "sq-09 ⠋ RUNNING" in text  # running first
+    assert "+ 14 more: 6 RUNNING, 8 COMPLETED" in text  # 7 lines of room: 6 jobs, a count
+    console = Console(width=120, record=True, force_terminal=False, color_system=None)
+    console.print(graph(WorkflowView(row, jobs), now=NOW, frame=0))
+    whole = console.export_text()
+    assert "sq-19 RUNNING 0/1 · queued" in whole and "more" not in whole
 
 
 def test_watch_draws_a_running_workflow_as_a_graph(env: dict[str, str], tmp_path: Path) -> None:
@@ -115,4 +133,4 @@ def test_watch_draws_a_running_workflow_as_a_graph(env: dict[str, str], tmp_path
     assert runner.wait(timeout=60) == 0
     last = term.frames()[-1]
     assert "first COMPLETED" in last and "second COMPLETED" in last
-    assert last.count("1/1 steps") == 2
+    assert last.count("1/1 · ") == 2
