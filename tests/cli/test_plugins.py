@@ -1,9 +1,8 @@
 """Chain types from installed packages (entry-point group `taskchain.chains`).
 
-The plug-ins under tests/fixtures/ are installed into a folder the way a wheel installs them
-(the package, and a dist-info folder with the entry points of its pyproject.toml): pip would
-need a wheel builder this offline machine may lack, and what taskchain reads is only that
-dist-info. Each command runs in a fresh interpreter with the folder on PYTHONPATH, as after
+The plug-ins under tests/fixtures/ are installed by pip into a folder (`pip install --target`,
+which builds them as any package is built, in an isolated build environment from the package
+index). Each command runs in a fresh interpreter with the folder on PYTHONPATH, as after
 `pip install taskchain-upper`; without it, the type does not exist.
 """
 
@@ -14,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -25,24 +23,17 @@ FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 
 def install(package: Path, target: Path) -> None:
-    """What `pip install --target TARGET PACKAGE` leaves: the modules and a dist-info."""
-    project = tomllib.loads((package / "pyproject.toml").read_text())["project"]
-    modules = [p for p in package.iterdir() if (p / "__init__.py").is_file()]
-    for module in modules:
-        shutil.copytree(module, target / module.name)
-    name = project["name"].replace("-", "_")
-    info = target / f"{name}-{project['version']}.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(
-        f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n"
-    )
-    points = ["[taskchain.chains]"] + [
-        f"{key} = {value}" for key, value in project["entry-points"]["taskchain.chains"].items()
-    ]
-    (info / "entry_points.txt").write_text("\n".join(points) + "\n")
-    (info / "top_level.txt").write_text("".join(f"{m.name}\n" for m in modules))
-    (info / "INSTALLER").write_text("tests\n")
-    (info / "RECORD").write_text("")
+    """`pip install --no-deps --target TARGET PACKAGE`, as a user installs a plug-in; built from
+    a copy, so that the fixture's folder gets no build files."""
+    source = target.parent / f"src-{target.name}-{package.name}"
+    shutil.copytree(package, source)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-input",
+         "--disable-pip-version-check", "--target", str(target), str(source)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert list(target.glob("*.dist-info/entry_points.txt")), "pip installed no entry points"
 
 
 def with_path(env: dict[str, str], folder: Path) -> dict[str, str]:
@@ -52,20 +43,24 @@ def with_path(env: dict[str, str], folder: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def upper(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    """`env` with taskchain-upper installed."""
-    site = tmp_path / "site-upper"
-    site.mkdir()
+@pytest.fixture(scope="module")
+def upper_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder where pip installed taskchain-upper (once for this module: pip takes seconds)."""
+    site = tmp_path_factory.mktemp("plugins") / "site-upper"
     install(FIXTURES / "plugin_pkg", site)
-    return with_path(env, site)
+    return site
+
+
+@pytest.fixture
+def upper(env: dict[str, str], upper_site: Path) -> dict[str, str]:
+    """`env` with taskchain-upper installed."""
+    return with_path(env, upper_site)
 
 
 @pytest.fixture
 def broken(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     """`env` with taskchain-broken installed: importing it raises RuntimeError."""
     site = tmp_path / "site-broken"
-    site.mkdir()
     install(FIXTURES / "plugin_broken", site)
     return with_path(env, site)
 
