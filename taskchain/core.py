@@ -28,6 +28,15 @@ class Orphaned(TaskchainError):
         self.chain_id = chain.id
 
 
+class WorkflowOrphaned(TaskchainError):
+    """Followed a workflow whose embedded run died: it will not finish until retried."""
+
+    exit_code = 1
+
+    def __init__(self, view: WorkflowView) -> None:
+        super().__init__(f"workflow {view.workflow.id} is orphaned: {workflow_orphan_detail(view)}")
+
+
 def orphan_reason(chain: ChainRecord) -> str:
     """Why an orphaned chain stands still, and what to do: one line."""
     return f"chain {chain.id} is orphaned: {orphan_detail(chain)}"

@@ -16,7 +16,7 @@ from taskchain import core
 from taskchain.cli import live, output, render
 from taskchain.errors import StoreUnavailable, TimedOut
 from taskchain.store import ChainRecord, Status
-from taskchain.store.workflows import WorkflowView, job_state
+from taskchain.store.workflows import WorkflowView, is_orphaned, job_state
 from taskchain.timeparse import iso
 
 
@@ -116,7 +116,8 @@ def poll(
     interval: float = 0.25,
 ) -> WorkflowView:
     """Read the workflow until it has finished, calling `on_change` with every new state;
-    store outages are waited out as every follower does (`wait.Outage`)."""
+    store outages are waited out as every follower does (`wait.Outage`); an orphaned one (its
+    embedded run died) raises `WorkflowOrphaned`."""
     start = time.monotonic()
     from taskchain.engine.wait import Outage
 
@@ -138,6 +139,8 @@ def poll(
                 on_change(view)
         if view.workflow.status.finished:
             return view
+        if is_orphaned(view):  # it moves again only when retried: as for a chain, exit 1
+            raise core.WorkflowOrphaned(view)
         if timeout is not None and time.monotonic() - start >= timeout:
             raise TimedOut(workflow_id, timeout)
         time.sleep(delay)
@@ -254,8 +257,6 @@ def follow(
 def show_status(workflow_id: str, *, json: bool) -> int:
     """The workflow's table (`--json`: its document, with `orphaned`); an orphaned one (its
     embedded `run` died) says so last, with how to resume it, as a chain's status does."""
-    from taskchain.store.workflows import is_orphaned
-
     view = core.get_workflow(workflow_id)
     orphaned = is_orphaned(view)
     if json:

@@ -209,6 +209,13 @@ def test_a_killed_embedded_run_leaves_an_orphaned_workflow_that_retry_takes_over
         f"(its lease expired at {expired}); resume it with: taskchain retry {wf_id}"
     )
 
+    # Followers end at once, exit 1, saying so (as for an orphaned chain): nothing will move.
+    orphaned = f"taskchain: error: workflow {wf_id} is orphaned: its embedded runner"
+    for args in (["watch", wf_id], ["watch", wf_id, "--json"], ["result", wf_id, "--wait"]):
+        followed = proc.run(args, penv)
+        assert followed.returncode == 1, (args, followed.stderr)
+        assert followed.stderr.startswith(orphaned), (args, followed.stderr)
+
     (workspace / GATE).touch()  # the step the kill interrupted may end now, when run again
     retried = proc.run(["retry", wf_id[:8]], penv, timeout=90)
     assert retried.returncode == 0, retried.stderr
