@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from taskchain.errors import InvalidInput, TaskchainError
-from taskchain.store import ChainRecord, Status, queries, session, transitions
+from taskchain.store import ChainRecord, Status, queries, session
 from taskchain.store.queries import ChainView, Stats, runner_label
 from taskchain.store.workflow_model import WorkflowRecord
 from taskchain.store.workflows import WorkflowView
@@ -128,6 +128,8 @@ def cancel(chain_id: str, *, reason: str = "cancelled by user", terminate: bool 
         view = queries.get_chain(session=s, chain_id=chain_id)
         # Read before the UPDATE: it refreshes these very objects to their new statuses.
         unfinished = [step.task_id for step in view.steps if not step.status.finished]
+        from taskchain.store import transitions
+
         cancelled = transitions.cancel_chain(session=s, chain_id=chain_id, reason=reason)
     if cancelled:
         from taskchain.engine.control import revoke

@@ -24,10 +24,11 @@ def status(chain_ref: IdArg, json: JsonFlag = False) -> None:
     Example: taskchain status 3f2a --json
     """
     from taskchain import core
-    from taskchain.cli import workflow_view
 
     kind, found = core.resolve_any(chain_ref)
     if kind == "workflow":
+        from taskchain.cli import workflow_view
+
         raise typer.Exit(workflow_view.show_status(found, json=json))
     view = core.get(found)
     if json:
@@ -55,13 +56,14 @@ def result(
     Example: taskchain result 3f2a --wait --timeout 90s --json | jq .result
     """
     from taskchain import core
-    from taskchain.cli import workflow_view
     from taskchain.store.models import Status
     from taskchain.store.queries import is_orphaned
 
     limit = parse_duration(timeout, option="--timeout") if timeout is not None else None
     kind, found = core.resolve_any(chain_ref)
     if kind == "workflow":
+        from taskchain.cli import workflow_view
+
         raise typer.Exit(workflow_view.show_result(found, json=json, wait=wait, timeout=limit))
     view = core.get(found)
     if wait and not view.chain.status.finished and not is_orphaned(view.chain):
@@ -113,9 +115,10 @@ def list_(
     Example: taskchain list --status FAILED --since 2h --json
     """
     from taskchain import core
-    from taskchain.cli import workflow_view
 
     if workflows:
+        from taskchain.cli import workflow_view
+
         workflow_view.show_list(statuses=status or [], limit=None if limit == 0 else limit,
                                 json=json)  # fmt: skip
         return

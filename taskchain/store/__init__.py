@@ -1,6 +1,9 @@
-"""The SQL store: the system of record for every chain and step."""
+"""The SQL store: the system of record for every chain and step.
 
-from taskchain.store import queries, transitions
+`taskchain.store.transitions` (the writes) is imported by what writes, not here: a command
+that only reads does not load it."""
+
+from taskchain.store import queries
 from taskchain.store.db import dispose_engines, get_engine, session
 from taskchain.store.models import ChainRecord, Status, StepRecord
 
@@ -12,5 +15,4 @@ __all__ = [
     "get_engine",
     "queries",
     "session",
-    "transitions",
 ]
