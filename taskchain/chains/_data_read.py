@@ -67,13 +67,17 @@ class Table:
 
 
 def scan(table: Table) -> pl.LazyFrame:
-    """The table, lazily. A CSV's columns are text; its header names trimmed, made unique."""
+    """The table, lazily. A CSV's columns are text; its header names trimmed, made unique.
+    A Parquet table the previous step kept in memory is read from there (`_data_frames`)."""
     for name, value in POLARS_ENV.items():
         os.environ.setdefault(name, value)  # polars reads them whenever a scan starts
     import polars as pl
 
     if not table.csv:
-        return pl.scan_parquet(table.path)
+        from taskchain.chains._data_frames import held
+
+        frame = held(table.path)  # the previous step's table, still in memory
+        return frame.lazy() if frame is not None else pl.scan_parquet(table.path)
     names = header(table)[1]
     return pl.scan_csv(
         table.path,

@@ -155,15 +155,33 @@ class DataChain(ChainType):
 
     @classmethod
     def run_step(cls, config: Any, step: StepPlan, previous: Any, ctx: StepContext) -> Any:
+        from taskchain.chains import _data_frames
+
+        last = ctx.index + 1 >= ctx.step_count
+        try:
+            return cls._run(config, step, previous, ctx, hold=not last)
+        except BaseException:
+            _data_frames.release()
+            raise
+        finally:
+            if last:
+                _data_frames.release()
+
+    @classmethod
+    def _run(cls, config: Any, step: StepPlan, previous: Any, ctx: StepContext, hold: bool) -> Any:
+        """One step; `hold`: a table it writes in memory stays there for the next step."""
+        from taskchain.chains import _data_frames
         from taskchain.chains import _data_ops as ops
 
         name = step.params.get("step", step.name)
         source = _source(config, previous, ctx)
+        _data_frames.release(unless=source.path)
         root, folder = ctx.workspace.resolve(), ctx.chain_dir.resolve()
         number = f"{ctx.index + 1}-{name}"
         if name in ("clean", "transform"):
             target = folder / f"{number}.parquet"
-            done = (ops.clean if name == "clean" else ops.transform)(source, target, ctx.report)
+            write = ops.clean if name == "clean" else ops.transform
+            done = write(source, target, ctx.report, hold=hold)
             table = _rel(target, root)
         elif name == "analyze":
             target = folder / f"{number}.json"
