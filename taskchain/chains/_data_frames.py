@@ -2,7 +2,7 @@
 and the table a step hands to the next step of its chain in the same process.
 
 In memory. A source up to IN_MEMORY_BYTES (its file's size; a Parquet file counts
-PARQUET_FACTOR times, as it is compressed) is processed whole by polars' in-memory engine:
+PARQUET_FACTOR times, as it is smaller) is processed whole by polars' in-memory engine:
 at a million rows it takes about a third less CPU than the streaming engine, whose small
 chunks keep memory flat but cost per chunk, and its peak memory stays below an eager
 `polars.read_csv` of the same file. A bigger source streams, in memory that grows with what
@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 #: The largest source (file size) a step processes in memory: a CSV of about 2M rows of 10
 #: columns. Peak memory in memory is about 4x the CSV's size.
 IN_MEMORY_BYTES = 128 * 1024 * 1024
-#: A Parquet table between steps is about a quarter of its CSV's size (LZ4, dictionaries).
-PARQUET_FACTOR = 4
+#: A Parquet table between steps is about half its CSV's size uncompressed (the way tables
+#: are written in memory), a quarter with LZ4 (streamed).
+PARQUET_FACTOR = 2
 
 _Key = tuple[str, int, int, int]
 _lock = threading.Lock()

@@ -12,8 +12,9 @@ results; a given source always takes the same way, so the same files.
 
 `clean` drops a row whose hash it has seen in the same pass that writes the table, and
 collects the distinct rows it dropped; values decide: each must equal the kept row with its
-hash (in the table kept, or read back from the table written, only if rows were dropped). If rows that differ
-share a hash (practically never: 64 bits), the table is written again, judged by value.
+hash (in the table in memory, or read back from the table written; only if rows were
+dropped). If rows that differ share a hash (practically never: 64 bits), the table is
+written again, judged by value.
 
 `transform` (and `analyze`, for its statistics) gives each text column the first of KINDS
 that holds every one of its values exactly (see `_data_read.convert`), else leaves it text.
@@ -34,6 +35,7 @@ from taskchain.chains._data_frames import in_memory, keep
 from taskchain.chains._data_read import (
     NOTES,
     PARQUET,
+    PARQUET_IN_MEMORY,
     PRIVATE,
     Table,
     atomic,
@@ -101,7 +103,7 @@ def clean(source: Table, target: Path, report: Report, *, hold: bool = False) ->
             if in_memory(source.path, source.csv):
                 found, duplicates, kept = _unique_in_memory(flagged, list(schema), counts)
                 if kept is not None:
-                    kept.write_parquet(temp, **PARQUET)
+                    kept.write_parquet(temp, **PARQUET_IN_MEMORY)
             else:
                 found, duplicates = _write_unique(flagged, list(schema), counts, temp)
             if duplicates is None:  # rows that differ share a hash: let values decide
@@ -288,7 +290,7 @@ def transform(source: Table, target: Path, report: Report, *, hold: bool = False
                     if wrong := _broken(misfits, converted):
                         raise _Retype(wrong)
                     if table is not None:
-                        table.write_parquet(temp, **PARQUET)
+                        table.write_parquet(temp, **PARQUET_IN_MEMORY)
                 break
             except _Retype as again:
                 if attempt:
