@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from taskchain.chains._data_frames import in_memory, keep
+from taskchain.chains import _data_frames
 from taskchain.chains._data_read import (
     NOTES,
     PARQUET,
@@ -100,7 +100,7 @@ def clean(source: Table, target: Path, report: Report, *, hold: bool = False) ->
         report(f"cleaning {source.rel} ({human_size(source.path)})")
         kept = None
         with atomic(target) as temp:
-            if in_memory(source.path, source.csv):
+            if _data_frames.in_memory(source.path, source.csv):
                 found, duplicates, kept = _unique_in_memory(flagged, list(schema), counts)
                 if kept is not None:
                     kept.write_parquet(temp, **PARQUET_IN_MEMORY)
@@ -174,7 +174,7 @@ def _hand_on(target: Path, table: pl.DataFrame) -> None:
     import polars as pl
 
     if dict(pl.read_parquet_schema(target)) == dict(table.schema):
-        keep(target, table)
+        _data_frames.keep(target, table)
 
 
 def _write_unique(
@@ -270,7 +270,7 @@ def transform(source: Table, target: Path, report: Report, *, hold: bool = False
     `hold`: keep the table written for the next step."""
     import polars as pl
 
-    memory, table = in_memory(source.path, source.csv), None
+    memory, table = _data_frames.in_memory(source.path, source.csv), None
     with reading(source):
         values, kinds, seen = _values(source)
         schema = _public(values)
@@ -330,7 +330,7 @@ def analyze(source: Table, target: Path, report: Report) -> dict[str, Any]:
     dates). Text is typed as `transform` would type it; the table itself is not changed."""
     import polars as pl
 
-    memory = in_memory(source.path, source.csv)
+    memory = _data_frames.in_memory(source.path, source.csv)
     with reading(source):
         values, kinds, seen = _values(source)
         schema = _public(values)
