@@ -164,10 +164,10 @@ def run(ctx: Context) -> list[Row]:
             result.append(
                 paired(
                     "data",
-                    f"{what}: time (reference)",
+                    f"{what}: CPU time (reference)",
                     "s",
-                    seconds[name],
-                    seconds["polars+files"],
+                    cpu[name],
+                    cpu["polars+files"],
                     "polars script writing data_chain's two tables",
                 )
             )
