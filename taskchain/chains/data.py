@@ -8,7 +8,9 @@ step's result (the first reads `data_input`), writes its output under the chain'
     transform  → N-transform.parquet  snake_case unique names; typed columns
     analyze    → N-analyze.json       the summary; the table it read passes on unchanged
 
-(N is the step's position, 1-based.) Tables between steps are Parquet files.
+(N is the step's position, 1-based.) Tables between steps are Parquet files; when the next
+step runs in the same process, it gets a table that fits in memory from there instead of
+reading the file (`_data_frames`: the same content, so the same results and files).
 
 Reading (`_data_dialect`, `_data_read`): the delimiter is detected (comma, tab, semicolon,
 pipe) or given; header names are trimmed and made unique; values are trimmed, and empty
