@@ -2,15 +2,19 @@
 
 Each operation reads one table file and writes one file, whole or not at all (a temporary
 file beside the target, fsync, then os.replace), so a step that runs again after a crash
-writes the same bytes. Tables flow through polars' streaming engine in chunks, and each
-operation reads its source once (queries that need the same rows share one scan), so memory
+writes the same bytes. Each operation reads its source once (queries that need the same
+rows share one scan). A source that fits (`_data_frames.in_memory`) is processed whole by
+polars' in-memory engine, and a table written that way may stay in memory for the next step
+(`_data_frames.keep`). A bigger one flows through the streaming engine in chunks, so memory
 grows with what must be remembered (the hashes of the rows seen, to find duplicates; the
-distinct values that analyze counts), not with the size of the file.
+distinct values that analyze counts), not with the size of the file. Both ways give the same
+results; a given source always takes the same way, so the same files.
 
 `clean` drops a row whose hash it has seen in the same pass that writes the table, and
 collects the distinct rows it dropped; values decide: each must equal the kept row with its
-hash (read back from the table written, only if rows were dropped). If rows that differ
-share a hash (practically never: 64 bits), the table is written again, judged by value.
+hash (in the table in memory, or read back from the table written; only if rows were
+dropped). If rows that differ share a hash (practically never: 64 bits), the table is
+written again, judged by value.
 
 `transform` (and `analyze`, for its statistics) gives each text column the first of KINDS
 that holds every one of its values exactly (see `_data_read.convert`), else leaves it text.
@@ -27,9 +31,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from taskchain.chains import _data_frames
 from taskchain.chains._data_read import (
     NOTES,
     PARQUET,
+    PARQUET_IN_MEMORY,
     PRIVATE,
     Table,
     atomic,
@@ -59,9 +65,9 @@ Report = Callable[[str], None]
 SAMPLE_ROWS = 10_000
 
 
-def clean(source: Table, target: Path, report: Report) -> dict[str, Any]:
+def clean(source: Table, target: Path, report: Report, *, hold: bool = False) -> dict[str, Any]:
     """Trim text; drop blank, incomplete (a cell empty or a null marker) and duplicate rows
-    (the first of equal rows stays)."""
+    (the first of equal rows stays). `hold`: keep the table written for the next step."""
     import polars as pl
 
     with reading(source):
@@ -92,12 +98,20 @@ def clean(source: Table, target: Path, report: Report) -> dict[str, Any]:
             *markers_seen({c: (c, h) for c, h in hits.items()}, markers),
         ]
         report(f"cleaning {source.rel} ({human_size(source.path)})")
+        kept = None
         with atomic(target) as temp:
-            found, duplicates = _write_unique(flagged, list(schema), counts, temp)
+            if _data_frames.in_memory(source.path, source.csv):
+                found, duplicates, kept = _unique_in_memory(flagged, list(schema), counts)
+                if kept is not None:
+                    kept.write_parquet(temp, **PARQUET_IN_MEMORY)
+            else:
+                found, duplicates = _write_unique(flagged, list(schema), counts, temp)
             if duplicates is None:  # rows that differ share a hash: let values decide
                 found, duplicates = _write_exact(flagged, list(schema), counts, temp)
             if duplicates:
                 report(f"dropping {duplicates:,} duplicate rows")
+        if hold and kept is not None:
+            _hand_on(target, kept)
     row = found.row(0, named=True)
     written = row["rows"] - row["gaps"] - duplicates
     report(f"wrote {written:,} rows")
@@ -113,13 +127,54 @@ def clean(source: Table, target: Path, report: Report) -> dict[str, Any]:
     } | read_report(source, seen_by_column(row, list(hits), markers))
 
 
-_GAP, _HASH = f"{PRIVATE}gap", f"{PRIVATE}hash"
+_GAP, _HASH, _REPEAT = f"{PRIVATE}gap", f"{PRIVATE}hash", f"{PRIVATE}repeat"
 
 
 def _row_hash(columns: list[str]) -> pl.Expr:
     import polars as pl
 
     return pl.struct(columns).hash()
+
+
+def _repeat(flagged: pl.LazyFrame) -> pl.LazyFrame:
+    """`flagged` with a column that marks a complete row whose hash an earlier row has."""
+    import polars as pl
+
+    return flagged.with_columns((~pl.col(_GAP) & ~pl.col(_HASH).is_first_distinct()).alias(_REPEAT))
+
+
+def _unique_in_memory(
+    flagged: pl.LazyFrame, columns: list[str], counts: list[pl.Expr]
+) -> tuple[pl.DataFrame, int | None, pl.DataFrame | None]:
+    """`_write_unique` in memory: `counts`, the duplicates dropped and the table of the
+    complete rows whose hash was not seen before, which the caller writes. The dropped rows
+    must equal the kept row with their hash; (counts, None, None) if one does not."""
+    import polars as pl
+
+    marked = _repeat(flagged)
+    queries = [
+        marked.filter(~pl.col(_GAP) & ~pl.col(_REPEAT)).select(_HASH, *columns),
+        marked.select(*counts, pl.col(_REPEAT).sum().alias("dropped")),
+        marked.filter(_REPEAT).select(_HASH, *columns).unique(),
+    ]
+    unique, found, drop = pl.collect_all(queries)  # one pass: they share `marked`
+    duplicates = int(found["dropped"].item())
+    if duplicates:
+        if drop[_HASH].is_duplicated().any():
+            return found, None, None
+        kept = unique.filter(pl.col(_HASH).is_in(drop[_HASH].implode()))
+        if not kept.sort(_HASH).equals(drop.sort(_HASH).select(kept.columns)):
+            return found, None, None
+    return found, duplicates, unique.drop(_HASH)
+
+
+def _hand_on(target: Path, table: pl.DataFrame) -> None:
+    """Keep `table`, just written to `target`, for the next step in this process, if it is
+    what reading the file gives (same columns and types)."""
+    import polars as pl
+
+    if dict(pl.read_parquet_schema(target)) == dict(table.schema):
+        _data_frames.keep(target, table)
 
 
 def _write_unique(
@@ -131,14 +186,11 @@ def _write_unique(
     with its hash in `target`. None for the duplicates if one does not (practically never)."""
     import polars as pl
 
-    repeat = f"{PRIVATE}repeat"
-    marked = flagged.with_columns(
-        (~pl.col(_GAP) & ~pl.col(_HASH).is_first_distinct()).alias(repeat)
-    )
-    unique = marked.filter(~pl.col(_GAP) & ~pl.col(repeat)).select(columns)
+    marked = _repeat(flagged)
+    unique = marked.filter(~pl.col(_GAP) & ~pl.col(_REPEAT)).select(columns)
     sink = unique.sink_parquet(target, lazy=True, **PARQUET)
-    tally = marked.select(*counts, pl.col(repeat).sum().alias("dropped"))
-    repeated = marked.filter(repeat).select(_HASH, *columns).unique()
+    tally = marked.select(*counts, pl.col(_REPEAT).sum().alias("dropped"))
+    repeated = marked.filter(_REPEAT).select(_HASH, *columns).unique()
     _, found, drop = pl.collect_all([sink, tally, repeated], engine="streaming")
     duplicates = int(found["dropped"].item())
     if not duplicates:
@@ -213,10 +265,12 @@ def _drop_rows(
     return found[-1] if keep is not None else pl.DataFrame()
 
 
-def transform(source: Table, target: Path, report: Report) -> dict[str, Any]:
-    """Column names snake_case and unique; text trimmed, empty text null, columns typed."""
+def transform(source: Table, target: Path, report: Report, *, hold: bool = False) -> dict[str, Any]:
+    """Column names snake_case and unique; text trimmed, empty text null, columns typed.
+    `hold`: keep the table written for the next step."""
     import polars as pl
 
+    memory, table = _data_frames.in_memory(source.path, source.csv), None
     with reading(source):
         values, kinds, seen = _values(source)
         schema = _public(values)
@@ -227,19 +281,28 @@ def transform(source: Table, target: Path, report: Report) -> dict[str, Any]:
             out = typed.select([pl.col(converted.get(c, c)).alias(names[c]) for c in schema])
             try:
                 with atomic(target) as temp:
-                    sink = out.sink_parquet(temp, lazy=True, **PARQUET)
-                    _, misfits = pl.collect_all(
-                        [sink, _misfits(typed, converted, seen)], engine="streaming"
-                    )
+                    checks = _misfits(typed, converted, seen)
+                    if memory:
+                        table, misfits = pl.collect_all([out, checks])
+                    else:
+                        sink = out.sink_parquet(temp, lazy=True, **PARQUET)
+                        _, misfits = pl.collect_all([sink, checks], engine="streaming")
                     if wrong := _broken(misfits, converted):
                         raise _Retype(wrong)
+                    if table is not None:
+                        table.write_parquet(temp, **PARQUET_IN_MEMORY)
                 break
             except _Retype as again:
                 if attempt:
                     raise StepError(f"{source.rel} changed while it was read") from None
                 kinds.update(_infer_all(values, again.columns))
-        rows = int(pl.scan_parquet(target).select(pl.len()).collect().item())
+        if table is not None:
+            rows = table.height
+        else:
+            rows = int(pl.scan_parquet(target).select(pl.len()).collect().item())
         final = pl.read_parquet_schema(target)
+    if hold and table is not None:
+        _hand_on(target, table)
     report(f"wrote {rows:,} rows")
     notes = {names[c]: NOTES[k] for c, k in kinds.items() if k in NOTES}
     return (
@@ -267,6 +330,7 @@ def analyze(source: Table, target: Path, report: Report) -> dict[str, Any]:
     dates). Text is typed as `transform` would type it; the table itself is not changed."""
     import polars as pl
 
+    memory = _data_frames.in_memory(source.path, source.csv)
     with reading(source):
         values, kinds, seen = _values(source)
         schema = _public(values)
@@ -274,18 +338,29 @@ def analyze(source: Table, target: Path, report: Report) -> dict[str, Any]:
         for attempt in range(2):
             typed, converted = _typed(values, kinds)
             column = {c: converted.get(c, c) for c in schema}
+            # Typed once, for every aggregate; one chunk, so that sums (mean, std) add in
+            # the same order whether the table came from memory or from its file.
+            whole = typed.collect().rechunk() if memory else None
+            if whole is not None:
+                typed = whole.lazy()
             dtypes = typed.collect_schema()
             origin = origins(typed, column, dtypes)
             stats = typed.select(*statistics(column, dtypes, origin), *seen)
-            # A streaming group-by per column counts distinct values in memory that grows
-            # with the number of distinct values, not of rows (n_unique() holds the column).
-            distinct = [
-                typed.select(pl.col(v).alias(c)).drop_nulls().group_by(c).len().select(pl.len())
-                for c, v in column.items()
-            ]
-            found = pl.collect_all(
-                [stats, _misfits(typed, converted), *distinct], engine="streaming"
-            )
+            if whole is not None:
+                found = pl.collect_all([stats, _misfits(typed, converted)])
+                distinct = [whole[v].drop_nulls().n_unique() for v in column.values()]
+            else:
+                # A streaming group-by per column counts distinct values in memory that
+                # grows with the number of distinct values, not of rows (n_unique() holds
+                # the column).
+                counts = [
+                    typed.select(pl.col(v).alias(c)).drop_nulls().group_by(c).len().select(pl.len())
+                    for c, v in column.items()
+                ]
+                found = pl.collect_all(
+                    [stats, _misfits(typed, converted), *counts], engine="streaming"
+                )
+                distinct = [int(n.item()) for n in found[2:]]
             if not (wrong := _broken(found[1], converted)):
                 break
             if attempt:
@@ -295,7 +370,7 @@ def analyze(source: Table, target: Path, report: Report) -> dict[str, Any]:
     summary: dict[str, Any] = {"rows": row["rows"], "columns": {}}
     for i, (name, value) in enumerate(column.items()):
         entry = {"type": kind_of(dtypes[value]), "count": row[f"{i}:count"]}
-        entry |= {"nulls": row[f"{i}:nulls"], "distinct": found[2 + i].item()}
+        entry |= {"nulls": row[f"{i}:nulls"], "distinct": distinct[i]}
         for stat in ("min", "max", "mean", "std"):
             if f"{i}:{stat}" in row:
                 value = row[f"{i}:{stat}"]

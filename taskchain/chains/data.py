@@ -8,7 +8,9 @@ step's result (the first reads `data_input`), writes its output under the chain'
     transform  → N-transform.parquet  snake_case unique names; typed columns
     analyze    → N-analyze.json       the summary; the table it read passes on unchanged
 
-(N is the step's position, 1-based.) Tables between steps are Parquet files.
+(N is the step's position, 1-based.) Tables between steps are Parquet files; when the next
+step runs in the same process, it gets a table that fits in memory from there instead of
+reading the file (`_data_frames`: the same content, so the same results and files).
 
 Reading (`_data_dialect`, `_data_read`): the delimiter is detected (comma, tab, semicolon,
 pipe) or given; header names are trimmed and made unique; values are trimmed, and empty
@@ -144,15 +146,33 @@ class DataChain(ChainType):
 
     @classmethod
     def run_step(cls, config: Any, step: StepPlan, previous: Any, ctx: StepContext) -> Any:
+        from taskchain.chains import _data_frames
+
+        last = ctx.index + 1 >= ctx.step_count
+        try:
+            return cls._run(config, step, previous, ctx, hold=not last)
+        except BaseException:
+            _data_frames.release()
+            raise
+        finally:
+            if last:
+                _data_frames.release()
+
+    @classmethod
+    def _run(cls, config: Any, step: StepPlan, previous: Any, ctx: StepContext, hold: bool) -> Any:
+        """One step; `hold`: a table it writes in memory stays there for the next step."""
+        from taskchain.chains import _data_frames
         from taskchain.chains import _data_ops as ops
 
         name = step.params.get("step", step.name)
         source = _source(config, previous, ctx)
+        _data_frames.release(unless=source.path)
         root, folder = ctx.workspace.resolve(), ctx.chain_dir.resolve()
         number = f"{ctx.index + 1}-{name}"
         if name in ("clean", "transform"):
             target = folder / f"{number}.parquet"
-            done = (ops.clean if name == "clean" else ops.transform)(source, target, ctx.report)
+            write = ops.clean if name == "clean" else ops.transform
+            done = write(source, target, ctx.report, hold=hold)
             table = _rel(target, root)
         elif name == "analyze":
             target = folder / f"{number}.json"

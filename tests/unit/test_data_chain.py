@@ -30,6 +30,19 @@ SALES = Path(__file__).resolve().parents[2] / "examples" / "sales.csv"
 HEADER = "Order ID,Order Date,Region,Product,Quantity,Unit Price,Customer,Returned"
 
 
+@pytest.fixture(autouse=True, params=["in-memory", "streaming"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs both ways a step can work: in memory (files this small always are)
+    and streaming (what a file over the in-memory limit gets)."""
+    from taskchain.chains import _data_frames
+
+    if request.param == "streaming":
+        monkeypatch.setattr(_data_frames, "IN_MEMORY_BYTES", -1)
+    _data_frames.release()
+    yield request.param
+    _data_frames.release()
+
+
 @pytest.fixture
 def ws(tmp_path: Path) -> Path:
     root = tmp_path / "ws"
@@ -1007,3 +1020,151 @@ def test_summarize_names_what_a_reader_should_not_miss(ws: Path) -> None:
 )
 def test_summarize_copes_with_any_value(result: Any, line: str) -> None:
     assert DATA.summarize(result) == line
+
+
+# --- steps in one process share their tables ------------------------------------------------
+
+
+def dirty_floats(ws: Path) -> str:
+    """A CSV whose means and standard deviations depend on the order of additions, with
+    duplicates, blanks, padding, markers and 128-bit ids."""
+    lines = ["Id,Price,Rate,Day,Code,Flag"]
+    for i in range(6000):
+        price = f"{(i * 7919) % 100_003 / 7:.6f}"
+        rate = f"{1 / (i % 97 + 1):.12f}" if i % 50 else " NA "
+        lines.append(
+            f"{12345678901234567890 + i},{price},{rate},2024-01-{i % 28 + 1:02d},"
+            f" c{i % 13} ,{'true' if i % 3 else 'FALSE'}"
+        )
+        if i % 100 == 0:
+            lines += [lines[-1], ",,,,,"]
+    (ws / "f.csv").write_text("\n".join(lines) + "\n")
+    return "f.csv"
+
+
+def files(ws: Path, chain_id: str) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((ws / ".taskchain" / chain_id).iterdir())}
+
+
+def apart(ws: Path, data_input: str, *steps: str, chain_id: str) -> list[dict[str, Any]]:
+    """`run`, but each step as if in a process of its own: nothing kept in memory."""
+    from taskchain.chains import _data_frames
+
+    config = checked(ws, data_input, *steps)
+    plan = DATA.plan(config)
+    results: list[dict[str, Any]] = []
+    for index, step in enumerate(plan):
+        _data_frames.release()
+        ctx = StepContext(chain_id=chain_id, index=index, step_count=len(plan), workspace=ws)
+        results.append(DATA.run_step(config, step, results[-1] if results else None, ctx))
+    return results
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        ("clean", "transform", "analyze"),
+        ("clean", "analyze", "transform", "analyze"),
+        ("transform", "clean", "analyze"),
+        ("analyze", "analyze"),
+    ],
+)
+def test_steps_in_one_process_give_the_results_and_files_of_steps_apart(
+    ws: Path, steps: tuple[str, ...]
+) -> None:
+    name = dirty_floats(ws)
+    together = run(ws, name, *steps, chain_id="one")
+    separate = apart(ws, name, *steps, chain_id="two")
+    assert json.loads(json.dumps(together).replace("/one/", "/two/")) == separate
+    assert files(ws, "one") == files(ws, "two")
+    summary = together[-1]["summary"]["columns"]
+    assert [c["type"] for c in summary.values()] == [
+        "integer", "float", "float", "date", "text", "boolean"
+    ]  # fmt: skip
+
+
+def test_a_step_hands_its_table_to_the_next_and_the_last_lets_it_go(
+    ws: Path, engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from taskchain.chains import _data_frames
+
+    reads: list[str] = []
+    real = pl.scan_parquet
+    monkeypatch.setattr(
+        pl, "scan_parquet", lambda path, **kw: reads.append(Path(path).name) or real(path, **kw)
+    )
+    config = checked(ws, "sales.csv", "clean", "transform", "analyze")
+    plan, results = DATA.plan(config), []
+    for index, step in enumerate(plan):
+        ctx = StepContext(chain_id="c1", index=index, step_count=len(plan), workspace=ws)
+        results.append(DATA.run_step(config, step, results[-1] if results else None, ctx))
+        table = ws / results[-1]["table"]
+        kept = _data_frames.held(table)
+        if index < len(plan) - 1 and engine == "in-memory":
+            assert kept is not None and kept.equals(pl.read_parquet(table))
+        else:
+            assert kept is None
+    # In memory, transform and analyze read no file; streaming, each reads its source.
+    read = {r for r in reads if r in ("1-clean.parquet", "2-transform.parquet")}
+    assert read == (set() if engine == "in-memory" else {"1-clean.parquet", "2-transform.parquet"})
+
+
+def test_a_kept_table_whose_file_changed_is_not_used(ws: Path, engine: str) -> None:
+    from taskchain.chains import _data_frames
+
+    config = checked(ws, "sales.csv", "clean", "analyze")
+    plan = DATA.plan(config)
+    ctx = StepContext(chain_id="c1", index=0, step_count=2, workspace=ws)
+    first = DATA.run_step(config, plan[0], None, ctx)
+    path = ws / first["table"]
+    assert (_data_frames.held(path) is not None) == (engine == "in-memory")
+    pl.DataFrame({"only": ["1", "2", "3"]}).write_parquet(path)  # replaced behind its back
+    assert _data_frames.held(path) is None
+    ctx = StepContext(chain_id="c1", index=1, step_count=2, workspace=ws)
+    second = DATA.run_step(config, plan[1], first, ctx)
+    assert second["rows"] == 3 and list(second["summary"]["columns"]) == ["only"]
+
+
+def test_a_failed_step_lets_the_kept_table_go(ws: Path, engine: str) -> None:
+    from taskchain.chains import _data_frames
+
+    config = checked(ws, "sales.csv", "clean", "transform")
+    plan = DATA.plan(config)
+    first = DATA.run_step(config, plan[0], None, StepContext("c1", 0, 2, ws))
+    assert (_data_frames.held(ws / first["table"]) is not None) == (engine == "in-memory")
+    with pytest.raises(StepError):
+        DATA.run_step(
+            config, plan[1], {"table": "../elsewhere.parquet"}, StepContext("c1", 1, 2, ws)
+        )
+    assert _data_frames.held(ws / first["table"]) is None
+
+
+def test_a_chain_through_the_runner_writes_what_steps_apart_write(
+    workspace: Path, engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Embedded, the runner runs every step in this process (tables handed on in memory);
+    with nothing kept, each step reads its file, as a step on another worker would."""
+    from typer.testing import CliRunner
+
+    from taskchain.chains import _data_frames
+    from tests.support.cli import status, submit_quiet
+
+    runner = CliRunner()
+    name = dirty_floats(workspace)
+    args = ("--input", name, "--steps", "clean,transform,analyze,clean,analyze")
+    kept: list[str] = []
+    real = _data_frames.keep
+    monkeypatch.setattr(
+        _data_frames, "keep", lambda path, frame: kept.append(path.name) or real(path, frame)
+    )
+    shared = status(runner, submit_quiet(runner, "data_chain", *args))
+    if engine == "in-memory":
+        assert kept == ["1-clean.parquet", "2-transform.parquet", "4-clean.parquet"]
+    monkeypatch.setattr(_data_frames, "keep", lambda path, frame: None)
+    alone = status(runner, submit_quiet(runner, "data_chain", *args))
+    assert shared["status"] == alone["status"] == "COMPLETED"
+    one, two = shared["id"], alone["id"]
+    steps = [json.dumps(s["result"]).replace(f"/{one}/", f"/{two}/") for s in shared["steps"]]
+    assert [json.loads(s) for s in steps] == [s["result"] for s in alone["steps"]]
+    assert files(workspace, one) == files(workspace, two)
+    assert len(files(workspace, one)) == 5
