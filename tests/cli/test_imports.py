@@ -166,3 +166,12 @@ def test_read_commands_import_no_engine(store: tuple[Path, str], args: tuple) ->
     assert modules >= STORE  # the check above looked at a command that did read the store
     # Nor the store's writes, nor the workflow views, for a chain.
     assert loaded & {"taskchain.store.transitions", "taskchain.cli.workflow_view"} == set()
+
+
+def test_an_embedded_submit_imports_no_celery(store: tuple[Path, str]) -> None:
+    """Embedded, steps run in this process (engine/embedded.py): no broker, no Celery app."""
+    tmp, _ = store
+    code, modules = imported(tmp, "submit", "math_chain", "--numbers", "1", "2", "3", "-q")
+    assert code == 0
+    assert modules & ENGINE == set()
+    assert modules >= STORE
