@@ -137,19 +137,40 @@ POSTGRESQL = [
       VALUES (t, s, k, d, CASE WHEN us IS NULL THEN 0 ELSE d END, coalesce(us, 0) * d)
       ON CONFLICT (type, status, slot) DO UPDATE SET chains = c.chains + excluded.chains,
         timed = c.timed + excluded.timed, total_us = c.total_us + excluded.total_us;
+    END $$""",
+    f"""CREATE OR REPLACE FUNCTION taskchain_hist_add(us bigint, d integer)
+    RETURNS void LANGUAGE plpgsql AS $$
+    DECLARE k integer := mod(pg_backend_pid(), {SLOTS});
+    BEGIN
       IF us IS NOT NULL THEN
         INSERT INTO duration_hist AS h (bucket, slot, chains)
         VALUES ({_bucket_sql("us", "us::text")}, k, d)
         ON CONFLICT (bucket, slot) DO UPDATE SET chains = h.chains + excluded.chains;
       END IF;
     END $$""",
+    # Rows are touched in one order (tallies before buckets, each by key) so that two
+    # transactions sharing a slot do not lock the same two rows the other way round.
     """CREATE OR REPLACE FUNCTION taskchain_chain_tally() RETURNS trigger
     LANGUAGE plpgsql AS $$ BEGIN
-      IF TG_OP <> 'INSERT' THEN
+      IF TG_OP = 'INSERT' THEN
+        PERFORM taskchain_tally_add(NEW.type, NEW.status::text, NEW.duration_us, 1);
+        PERFORM taskchain_hist_add(NEW.duration_us, 1);
+      ELSIF TG_OP = 'DELETE' THEN
+        PERFORM taskchain_tally_add(OLD.type, OLD.status::text, OLD.duration_us, -1);
+        PERFORM taskchain_hist_add(OLD.duration_us, -1);
+      ELSIF OLD.status::text <= NEW.status::text THEN
+        PERFORM taskchain_tally_add(OLD.type, OLD.status::text, OLD.duration_us, -1);
+        PERFORM taskchain_tally_add(NEW.type, NEW.status::text, NEW.duration_us, 1);
+      ELSE
+        PERFORM taskchain_tally_add(NEW.type, NEW.status::text, NEW.duration_us, 1);
         PERFORM taskchain_tally_add(OLD.type, OLD.status::text, OLD.duration_us, -1);
       END IF;
-      IF TG_OP <> 'DELETE' THEN
-        PERFORM taskchain_tally_add(NEW.type, NEW.status::text, NEW.duration_us, 1);
+      IF TG_OP = 'UPDATE' AND coalesce(OLD.duration_us, -1) <= coalesce(NEW.duration_us, -1) THEN
+        PERFORM taskchain_hist_add(OLD.duration_us, -1);
+        PERFORM taskchain_hist_add(NEW.duration_us, 1);
+      ELSIF TG_OP = 'UPDATE' THEN
+        PERFORM taskchain_hist_add(NEW.duration_us, 1);
+        PERFORM taskchain_hist_add(OLD.duration_us, -1);
       END IF;
       RETURN NULL;
     END $$""",
@@ -179,6 +200,7 @@ DROP = {
         ),
         "DROP FUNCTION IF EXISTS taskchain_chain_tally()",
         "DROP FUNCTION IF EXISTS taskchain_tally_add(text, text, bigint, integer)",
+        "DROP FUNCTION IF EXISTS taskchain_hist_add(bigint, integer)",
         "DROP FUNCTION IF EXISTS taskchain_chain_duration()",
     ],
 }
