@@ -5,9 +5,13 @@ p50/p95 equal the sorted values' own, and the read queries use their indexes."""
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +25,7 @@ from tests.unit.test_store import LATER, record, run_all
 
 pytestmark = pytest.mark.usefixtures("store_url")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+ROOT = str(Path(__file__).resolve().parents[2])  # the checkout, for a child process
 
 
 def rows(rng: random.Random, n: int) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
@@ -136,6 +141,22 @@ def test_stats_are_exact_after_every_kind_of_write() -> None:
         raise RuntimeError("the process dies here")
     assert stats() == before == brute_force()
 
+    # A process killed mid-write (its INSERT sent, no COMMIT) counts nothing either.
+    script = (
+        "import os, random\n"
+        "from taskchain.store import get_engine, queries\n"
+        "from tests.unit.test_store_scale import rows\n"
+        "conn = get_engine().connect()\n"
+        "conn.begin()\n"
+        "queries.insert_chains(conn, rows(random.Random(7), 30))\n"
+        "print(conn.exec_driver_sql('SELECT count(*) FROM chain').scalar(), flush=True)\n"
+        "os._exit(9)\n"
+    )
+    died = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": ROOT})  # fmt: skip
+    assert (died.returncode, died.stdout) == (9, f"{before['total'] + 30}\n"), died.stderr
+    assert stats() == before == brute_force()
+
     with session(write=True) as s:  # everything goes: zeros, not stale sums
         queries.delete_chains(
             session=s, chain_ids=[r[0] for r in s.execute(text("SELECT id FROM chain"))]
@@ -217,7 +238,8 @@ def captured(run: Any) -> list[tuple[str, Any]]:
     engine = get_engine()
     event.listen(engine, "before_cursor_execute", keep)
     try:
-        run()
+        with session() as s:
+            run(s)
     finally:
         event.remove(engine, "before_cursor_execute", keep)
     return seen
@@ -226,15 +248,15 @@ def captured(run: Any) -> list[tuple[str, Any]]:
 def test_the_read_queries_use_their_indexes() -> None:
     with get_engine().begin() as conn:
         queries.insert_chains(conn, rows(random.Random(5), 50))
-    checks = {
-        "stats": lambda: stats(),
-        "list --status": lambda: queries.list_chains(
-            session=session().__enter__(), statuses=[Status.FAILED], limit=20
+    checks: dict[str, Any] = {
+        "stats": lambda s: queries.stats(session=s),
+        "list --status": lambda s: queries.list_chains(
+            session=s, statuses=[Status.FAILED], limit=20
         ),
-        "list --since": lambda: queries.list_chains(
-            session=session().__enter__(), since=utcnow() - timedelta(hours=1)
+        "list --since": lambda s: queries.list_chains(
+            session=s, since=utcnow() - timedelta(hours=1)
         ),
-        "prefix": lambda: queries.resolve_id(session=session().__enter__(), ref="bulk00012"),
+        "prefix": lambda s: queries.resolve_id(session=s, ref="bulk00012"),
     }
     plans = {}
     for name, run in checks.items():
