@@ -6,7 +6,10 @@ Revises: 0004
 
 The upgrade sets every finished chain's run time and counts the rows already there, then
 installs the triggers, all in the upgrade's one transaction: on a store of a million chains
-it takes seconds, once.
+it takes seconds on SQLite, minutes on a busy PostgreSQL, once.
+
+A later revision that rebuilds `chain` on SQLite (batch move-and-copy) drops the triggers
+with the old table: it must call `tally.install` again.
 """
 
 from __future__ import annotations
