@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, Text, TypeDecorator
+from sqlalchemy import BigInteger, Column, DateTime, Index, Text, TypeDecorator
 from sqlmodel import Field, SQLModel
 
 
@@ -84,6 +84,9 @@ class ChainRecord(SQLModel, table=True):
         Index("ix_chain_created", "created_at"),
         Index("ix_chain_status_created", "status", "created_at"),
         Index("ix_chain_type_created", "type", "created_at"),
+        # Revision 0005: stats' run times (min, max, the p50/p95 walk) and orphans.
+        Index("ix_chain_duration", "duration_us"),
+        Index("ix_chain_status_lease", "status", "runner_lease_expires_at"),
     )
 
     id: str = Field(primary_key=True, max_length=64)
@@ -110,6 +113,9 @@ class ChainRecord(SQLModel, table=True):
     # Revision 0004: a workflow's job is a chain; both None for a plain chain.
     workflow_id: str | None = Field(default=None, max_length=64, nullable=True, index=True)
     job: str | None = Field(default=None, max_length=64, nullable=True)
+    #: Revision 0005: finished_at - started_at in microseconds, set by the store's triggers
+    #: (see tally.py) whenever those change; never written by taskchain's own statements.
+    duration_us: int | None = Field(default=None, sa_type=BigInteger, nullable=True)
 
 
 class StepRecord(SQLModel, table=True):
@@ -133,6 +139,11 @@ class StepRecord(SQLModel, table=True):
     #: When a message for this step was last sent; the recovery sweep re-sends lost ones.
     dispatched_at: datetime | None = _time()
 
+
+from taskchain.store import tally  # noqa: E402
+
+CHAIN_TALLY, DURATION_HIST = tally.tables(SQLModel.metadata)
+tally.on_create(SQLModel.metadata)
 
 # Registered with the tables above wherever the store is opened (its own module: see there).
 from taskchain.store.workflow_model import WorkflowRecord as WorkflowRecord  # noqa: E402

@@ -36,7 +36,7 @@ from taskchain.settings import mask_url
 from taskchain.store import models  # noqa: F401  (registers the tables)
 
 #: Every revision in `migrations/versions/`, oldest first (a test checks they agree).
-REVISIONS = ("0001", "0002", "0003", "0004")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005")
 HEAD = REVISIONS[-1]
 VERSION_TABLE = "alembic_version"
 #: Chain columns added by 0003; a store lacking them is at 0002.

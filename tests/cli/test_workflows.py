@@ -220,7 +220,7 @@ def test_a_0003_store_is_upgraded_to_0004(runner: CliRunner) -> None:
     db.close()
     assert schema.state(schema_engine(url)) == schema.State("0003", stamped=True)
     wf_id = run_ok(runner, str(EXAMPLES / "fanout.yaml"))  # the first command upgrades it
-    assert schema.state(get_engine()) == schema.State("0004", stamped=True)
+    assert schema.state(get_engine()) == schema.State("0005", stamped=True)
     assert status(runner, "old")["result"] == 9
     assert status(runner, wf_id)["status"] == "COMPLETED"
 

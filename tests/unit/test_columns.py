@@ -23,6 +23,7 @@ def make_old_store(url: str, *, drop: tuple[str, ...] = NEW) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE alembic_version"))  # builds of that time had none
+        conn.execute(text("DROP INDEX IF EXISTS ix_chain_status_lease"))  # 0005's, on a 0003 column
         for column in drop:
             conn.execute(text(f"ALTER TABLE chain DROP COLUMN {column}"))
         if "attempt" not in drop:
@@ -76,7 +77,7 @@ def test_an_old_postgresql_store_gets_the_new_columns(
     make_old_store(postgres_url)
     refused = runner.invoke(app, ["status", "old1"])
     assert (refused.exit_code, refused.stderr) == (4, (
-        f"taskchain: error: store {postgres_url}: schema is at 0002, this taskchain needs 0004: "
+        f"taskchain: error: store {postgres_url}: schema is at 0002, this taskchain needs 0005: "
         "run `taskchain db upgrade`\n"))  # fmt: skip
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
     doc = open_and_read(runner)
@@ -88,5 +89,5 @@ def test_an_old_postgresql_store_gets_the_new_columns(
 def test_opening_twice_adds_nothing_the_second_time() -> None:
     make_old_store(settings.get_settings().store_url)
     engine = get_engine()  # adds them
-    assert schema.state(engine) == schema.State("0004", stamped=True)
-    assert schema.migrate(engine, "url") == ("0004", "0004")
+    assert schema.state(engine) == schema.State("0005", stamped=True)
+    assert schema.migrate(engine, "url") == ("0005", "0005")

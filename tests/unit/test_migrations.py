@@ -76,15 +76,15 @@ def test_the_first_release_store_is_upgraded_with_every_record_intact(
         # A shared server is not upgraded behind its users' backs: every command says so.
         refused = runner.invoke(app, ["list"])
         assert (refused.exit_code, refused.stderr) == (4, (
-            f"taskchain: error: store {store_url}: schema is at 0001, this taskchain needs 0004: "
+            f"taskchain: error: store {store_url}: schema is at 0001, this taskchain needs 0005: "
             "run `taskchain db upgrade`\n"))  # fmt: skip
         done = runner.invoke(app, ["db", "upgrade"])
-        assert (done.exit_code, done.stderr) == (0, "upgraded the store from schema 0001 to 0004\n")
+        assert (done.exit_code, done.stderr) == (0, "upgraded the store from schema 0001 to 0005\n")
     # (SQLite: the first command upgrades it.)
     listed = runner.invoke(app, ["list", "--json"])
     assert listed.exit_code == 0, listed.output
     assert [c["id"] for c in json.loads(listed.stdout)] == ["old-pending", "old-failed", "old-done"]
-    assert version_rows(store_url) == ["0004"]
+    assert version_rows(store_url) == ["0005"]
 
     with session() as s:
         done_view = queries.get_chain(session=s, chain_id="old-done")
@@ -142,7 +142,7 @@ def test_the_revisions_build_the_tables_the_models_describe(store_url: str) -> N
     finally:
         engine.dispose()
     assert diff == []
-    assert version_rows(store_url) == ["0004"]
+    assert version_rows(store_url) == ["0005"]
 
 
 def test_a_store_from_a_newer_release_is_refused_untouched(
@@ -159,11 +159,11 @@ def test_a_store_from_a_newer_release_is_refused_untouched(
         result = runner.invoke(app, args)
         assert (result.exit_code, result.stdout, result.stderr) == (4, "", (
             f"taskchain: error: store {store_url}: schema is at 0042, newer than this taskchain "
-            "knows (0004): upgrade taskchain; the store was not changed\n")), args  # fmt: skip
+            "knows (0005): upgrade taskchain; the store was not changed\n")), args  # fmt: skip
     assert version_rows(store_url) == ["0042"]
     current = runner.invoke(app, ["db", "current", "--json"])
     assert current.exit_code == 0
-    assert json.loads(current.stdout) == {"store": store_url, "revision": "0042", "head": "0004",
+    assert json.loads(current.stdout) == {"store": store_url, "revision": "0042", "head": "0005",
                                           "status": "newer", "stamped": True}  # fmt: skip
 
 
@@ -173,20 +173,20 @@ def test_db_current_reads_without_changing_anything(runner: CliRunner) -> None:
     plain = runner.invoke(app, ["db", "current"])
     assert (plain.exit_code, plain.stdout) == (
         0,
-        "0001 (head is 0004: run `taskchain db upgrade`)\n",
+        "0001 (head is 0005: run `taskchain db upgrade`)\n",
     )
     doc = json.loads(runner.invoke(app, ["db", "current", "--json"]).stdout)
-    assert doc == {"store": url, "revision": "0001", "head": "0004", "status": "outdated",
+    assert doc == {"store": url, "revision": "0001", "head": "0005", "status": "outdated",
                    "stamped": False}  # fmt: skip
     db = sqlite3.connect(url.removeprefix("sqlite:///"))
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     db.close()
     assert tables == {"chain", "step"}  # not even stamped
     assert runner.invoke(app, ["db", "upgrade", "--json"]).stdout == json.dumps(
-        {"store": url, "before": "0001", "after": "0004"}) + "\n"  # fmt: skip
-    assert runner.invoke(app, ["db", "current"]).stdout == "0004 (head)\n"
+        {"store": url, "before": "0001", "after": "0005"}) + "\n"  # fmt: skip
+    assert runner.invoke(app, ["db", "current"]).stdout == "0005 (head)\n"
     again = runner.invoke(app, ["db", "upgrade"])
-    assert (again.exit_code, again.stderr) == (0, "store already at schema 0004; nothing to do\n")
+    assert (again.exit_code, again.stderr) == (0, "store already at schema 0005; nothing to do\n")
 
 
 def test_an_unversioned_store_is_stamped_by_what_it_has(runner: CliRunner) -> None:
@@ -200,7 +200,7 @@ def test_an_unversioned_store_is_stamped_by_what_it_has(runner: CliRunner) -> No
     db.close()
     assert json.loads(runner.invoke(app, ["db", "current", "--json"]).stdout)["revision"] == "0002"
     assert runner.invoke(app, ["list"]).exit_code == 0
-    assert version_rows(url) == ["0004"]
+    assert version_rows(url) == ["0005"]
     get_engine()
     with get_engine().connect() as conn:
         cols = {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(chain)")}
@@ -237,11 +237,11 @@ def test_processes_opening_a_store_together_make_or_upgrade_it_once(
     assert [(p.returncode, err) for p, (_, err) in zip(procs, outputs, strict=True)] == [
         (0, "")
     ] * 3
-    assert version_rows(store_url) == ["0004"]
+    assert version_rows(store_url) == ["0005"]
     if "db" in command:
         befores = sorted(str(json.loads(out)["before"]) for out, _ in outputs)
         first = "None" if kind == "fresh" else "0001"
-        assert befores == sorted([first, "0004", "0004"])  # one did it, the others found it done
+        assert befores == sorted([first, "0005", "0005"])  # one did it, the others found it done
     else:
         want = [] if kind == "fresh" else ["old-pending", "old-failed", "old-done"]
         assert [[c["id"] for c in json.loads(out)] for out, _ in outputs] == [want] * 3

@@ -241,7 +241,7 @@ def test_a_legacy_sqlite_store_is_upgraded_in_place_keeping_every_row(legacy: Pa
     assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     db.close()
     assert round_trip(10**100)["chain result"] == 10**100  # and from now on, exactly
-    assert schema.state(get_engine()) == schema.State("0004", stamped=True)  # once is enough
+    assert schema.state(get_engine()) == schema.State("0005", stamped=True)  # once is enough
 
 
 def test_a_failed_upgrade_changes_nothing_and_says_so(
@@ -258,7 +258,7 @@ def test_a_failed_upgrade_changes_nothing_and_says_so(
         get_engine()
     assert caught.value.exit_code == 4
     assert str(caught.value) == (
-        f"store sqlite:///{legacy}: could not upgrade its schema from 0001 to 0004, "
+        f"store sqlite:///{legacy}: could not upgrade its schema from 0001 to 0005, "
         "nothing changed: disk I/O error"
     )
     assert set(declared(legacy).values()) == {"JSON"}
@@ -314,7 +314,7 @@ def test_a_legacy_postgres_store_keeps_its_exact_values(
         )  # fmt: skip
         conn.execute(text("DROP TABLE alembic_version"))  # as the release had none
     dispose_engines()  # the next open finds the old column types
-    with pytest.raises(schema.SchemaError, match="schema is at 0001, this taskchain needs 0004"):
+    with pytest.raises(schema.SchemaError, match="schema is at 0001, this taskchain needs 0005"):
         get_engine()  # PostgreSQL is upgraded on purpose, not on open
     assert CliRunner().invoke(app, ["db", "upgrade"]).exit_code == 0
     with session() as s:
