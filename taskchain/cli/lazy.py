@@ -20,7 +20,8 @@ class Coercion:
 
     Typer builds the adapter before it looks at the value, even an unset one (for
     `taskchain status --help` that is pydantic imported for the global options, all unset).
-    An unset value needs no adapter: Typer answers None or () for it, and so does this.
+    An unset value needs no adapter: Typer answers None or () for it, and so does this; nor
+    does a value the adapter would hand back unchanged (~20 ms of pydantic's modules).
     """
 
     def __init__(self, descriptor: Any) -> None:
@@ -30,11 +31,25 @@ class Coercion:
     def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
         if value is None:
             return () if param.multiple or param.nargs == -1 else None
+        if self.real is None and self._unchanged(value, param):
+            return value
         if self.real is None:
             from typer._coercion import build_runtime_param
 
             self.real = build_runtime_param(self.descriptor)
         return self.real.coerce(value, param=param, ctx=ctx)
+
+    def _unchanged(self, value: Any, param: Any) -> bool:
+        """A value the adapter would return as it is: already of the annotated scalar type
+        (`status ID`'s str, a flag's bool, `--limit`'s default int) and not range-checked."""
+        info = self.descriptor.parameter_info
+        return (
+            type(value) is self.descriptor.annotation
+            and type(value) in (str, bool, int, float)
+            and not (param.multiple or param.nargs == -1)
+            and getattr(info, "min", None) is None
+            and getattr(info, "max", None) is None
+        )
 
 
 def defer_coercion(params: Sequence[Any]) -> None:

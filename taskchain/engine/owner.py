@@ -60,6 +60,15 @@ def hold() -> None:
             _beating.start()
 
 
+def _store_url() -> str | None:
+    """The store the settings name now; None when they no longer validate (a test that
+    configures bad settings in this process: the thread must stop, not raise)."""
+    try:
+        return get_settings().store_url
+    except Exception:
+        return None
+
+
 def _beat(runner: str, store_url: str) -> None:
     lease = get_settings().step_lease
     while True:
@@ -67,7 +76,7 @@ def _beat(runner: str, store_url: str) -> None:
         time.sleep(lease / 3)
         with _lock:
             seen = _holds
-            if get_settings().store_url != store_url:
+            if _store_url() != store_url:
                 _stopped()  # the settings changed under us (tests): renew nothing elsewhere
                 return
         try:
