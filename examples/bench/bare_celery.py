@@ -5,7 +5,9 @@ step (an integer add), on the same Redis, with a Redis result backend.
     BENCH_CELERY=guarantees celery -A bare_celery worker -c 2 -Q bench
 
 BENCH_CELERY=guarantees gives it taskchain's delivery guarantees (acks after the task, the
-message back when a worker dies, prefetch 1); BENCH_CELERY=defaults keeps Celery's defaults.
+message back when a worker dies, prefetch 1); BENCH_CELERY=events adds what a taskchain
+deployment also sends, task events (a task-sent event per message, and the worker runs with
+-E); BENCH_CELERY=defaults keeps Celery's defaults.
 """
 
 from __future__ import annotations
@@ -27,12 +29,15 @@ app.conf.update(
     enable_utc=True,
     broker_connection_retry_on_startup=True,
 )
-if os.environ.get("BENCH_CELERY", "guarantees") == "guarantees":
+MODE = os.environ.get("BENCH_CELERY", "guarantees")
+if MODE in ("guarantees", "events"):
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
     )
+if MODE == "events":
+    app.conf.update(task_send_sent_event=True, worker_send_task_events=True)
 
 
 @app.task(name="bench.add")

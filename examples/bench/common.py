@@ -315,6 +315,8 @@ def celery_worker(
         "-n",
         f"bare-{uuid.uuid4().hex[:6]}@%h",
     ]
+    if env.get("BENCH_CELERY") == "events":
+        args.append("-E")
     return process(args, {**env, "PYTHONPATH": f"{HERE}{os.pathsep}{env['PYTHONPATH']}"}, logfile)
 
 

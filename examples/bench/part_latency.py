@@ -10,13 +10,13 @@ import contextlib
 from collections import defaultdict
 
 from common import Row, log, paired
-from sides import CELERY, CELERY_DEFAULTS, Context, drive, rotate, running
+from sides import CELERY, CELERY_DEFAULTS, CELERY_EVENTS, Context, drive, rotate, running
 
 TARGET = 1.25  # taskchain <= 1.25x bare Celery
 
 
 def run(ctx: Context) -> list[Row]:
-    sides = [*ctx.taskchain_sides(), CELERY, CELERY_DEFAULTS]
+    sides = [*ctx.taskchain_sides(), CELERY, CELERY_DEFAULTS, CELERY_EVENTS]
     per_round = ctx.n(3, 10)
     ms: dict[str, list[float]] = defaultdict(list)
     with contextlib.ExitStack() as stack:
@@ -41,9 +41,6 @@ def run(ctx: Context) -> list[Row]:
                 note=f"each round the median of {per_round} chains",
             )
         )
-        rows.append(
-            paired(
-                "latency", label, "ms", ms[side.key], ms[CELERY_DEFAULTS.key], CELERY_DEFAULTS.label
-            )
-        )
+        for other in (CELERY_DEFAULTS, CELERY_EVENTS):
+            rows.append(paired("latency", label, "ms", ms[side.key], ms[other.key], other.label))
     return rows

@@ -8,14 +8,14 @@ import time
 from collections import defaultdict
 
 from common import CLI, Row, flush_redis, log, paired
-from sides import CELERY, Context, Side, drive, has_batch_submit, rotate, running
+from sides import CELERY, CELERY_EVENTS, Context, Side, drive, has_batch_submit, rotate, running
 
 TARGET = 1.5  # taskchain <= 1.5x apply_async per chain
 
 
 def run(ctx: Context) -> list[Row]:
     chains = ctx.n(20, 200)
-    sides: list[Side] = [*ctx.taskchain_sides(), CELERY]
+    sides: list[Side] = [*ctx.taskchain_sides(), CELERY, CELERY_EVENTS]
     batch = has_batch_submit()
     ms: dict[tuple[str, int], list[float]] = defaultdict(list)
     for round_ in range(ctx.r(1, 3)):
@@ -32,18 +32,30 @@ def run(ctx: Context) -> list[Row]:
     for steps in (10, 1):
         for side in ctx.taskchain_sides():
             for key, how in ((side.key, "submit()"), (side.key + "-batch", "submit --batch")):
-                if (key, steps) in ms:
-                    rows.append(
-                        paired(
-                            "submit",
-                            f"{steps}-step chain, {side.store}, {how}",
-                            "ms/chain",
-                            ms[key, steps],
-                            ms[CELERY.key, steps],
-                            "Celery apply_async per chain",
-                            target=TARGET,
-                        )
+                if (key, steps) not in ms:
+                    continue
+                label = f"{steps}-step chain, {side.store}, {how}"
+                rows.append(
+                    paired(
+                        "submit",
+                        label,
+                        "ms/chain",
+                        ms[key, steps],
+                        ms[CELERY.key, steps],
+                        "Celery apply_async per chain",
+                        target=TARGET,
                     )
+                )
+                rows.append(
+                    paired(
+                        "submit",
+                        label,
+                        "ms/chain",
+                        ms[key, steps],
+                        ms[CELERY_EVENTS.key, steps],
+                        "apply_async with a task-sent event, as taskchain sends",
+                    )
+                )
     if batch:
         rows[0].note = "submit --batch: marginal cost per chain, (t(N) - t(1)) / (N - 1), whole CLI"
     else:

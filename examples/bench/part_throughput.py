@@ -7,7 +7,17 @@ from __future__ import annotations
 from collections import defaultdict
 
 from common import Row, log, paired
-from sides import CELERY, CELERY_DEFAULTS, Context, Side, drive, has_batch_submit, rotate, running
+from sides import (
+    CELERY,
+    CELERY_DEFAULTS,
+    CELERY_EVENTS,
+    Context,
+    Side,
+    drive,
+    has_batch_submit,
+    rotate,
+    running,
+)
 
 TARGET = 0.9  # taskchain >= 0.9x bare Celery with the same guarantees
 
@@ -21,7 +31,7 @@ def workloads(ctx: Context) -> list[tuple[str, int, int]]:
 
 
 def run(ctx: Context) -> list[Row]:
-    sides = [*ctx.taskchain_sides(), CELERY, CELERY_DEFAULTS]
+    sides = [*ctx.taskchain_sides(), CELERY, CELERY_DEFAULTS, CELERY_EVENTS]
     batch = has_batch_submit()
     rate: dict[tuple[str, str], list[float]] = defaultdict(list)
     for round_ in range(ctx.r(1, 3)):
@@ -54,16 +64,17 @@ def run(ctx: Context) -> list[Row]:
                         sense="ge",
                     )
                 )
-                rows.append(
-                    paired(
-                        "throughput",
-                        label,
-                        "steps/s",
-                        rate[key, name],
-                        rate[CELERY_DEFAULTS.key, name],
-                        CELERY_DEFAULTS.label,
+                for other in (CELERY_DEFAULTS, CELERY_EVENTS):
+                    rows.append(
+                        paired(
+                            "throughput",
+                            label,
+                            "steps/s",
+                            rate[key, name],
+                            rate[other.key, name],
+                            other.label,
+                        )
                     )
-                )
     if not batch:
         rows[0].note = "taskchain submit --batch not available: not timed"
     return rows

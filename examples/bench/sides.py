@@ -21,13 +21,17 @@ class Side:
     kind: str  # "taskchain" or "celery"
     db: int  # the Redis database its broker uses (Celery: and db + 1 for results)
     store: str | None = None  # taskchain: "sqlite" or "postgres"
-    mode: str | None = None  # Celery: "guarantees" or "defaults"
+    mode: str | None = None  # Celery: "guarantees", "events" or "defaults"
 
 
 TC_SQLITE = Side("tc-sqlite", "taskchain, SQLite store", "taskchain", 0, store="sqlite")
 TC_PG = Side("tc-postgres", "taskchain, PostgreSQL store", "taskchain", 3, store="postgres")
 CELERY = Side("celery", "bare Celery, same guarantees", "celery", 1, mode="guarantees")
 CELERY_DEFAULTS = Side("celery-defaults", "bare Celery, its defaults", "celery", 5, mode="defaults")
+#: The same guarantees plus the task events a taskchain deployment sends (task-sent, -E).
+CELERY_EVENTS = Side(
+    "celery-events", "bare Celery, same guarantees + task events", "celery", 7, mode="events"
+)
 
 
 @dataclass

@@ -42,10 +42,12 @@ def publish(
     show for it (see `step_task_name`); `producer` reuses one connection for many sends."""
     from kombu.exceptions import OperationalError as KombuOperationalError
 
+    # add_to_parent=False: a step sent from a step's task is no child of it in Celery's eyes
+    # (the chain is the record), and Celery need not keep a result object for it.
     try:
         app.send_task(
             STEP_TASK, args=[chain_id, index], queue=queue_name(queue), task_id=task_id,
-            shadow=shadow, producer=producer,
+            shadow=shadow, producer=producer, add_to_parent=False,
         )  # fmt: skip
     except Exception as exc:
         backend_error = _result_backend_error(app, exc)

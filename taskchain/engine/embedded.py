@@ -74,7 +74,8 @@ def _run() -> None:
             _later(outcome.seconds, (chain_id, index, retries))
         elif isinstance(outcome, runner.Next):
             _queue.put((chain_id, outcome.index, 0))
-        else:  # the chain may have ended: its workflow's fan-in (as the Celery task does)
+        elif not isinstance(outcome, runner.Ended) or outcome.job:
+            # The chain may have ended as a job: its workflow's fan-in (as the Celery task does).
             from taskchain.engine import workflow
 
             workflow.after_step(chain_id, app=None)

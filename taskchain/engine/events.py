@@ -13,6 +13,7 @@ No Celery in here.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import queue
@@ -94,8 +95,11 @@ _local: dict[str, list[queue.SimpleQueue[str]]] = {}
 
 
 def publish(chain_id: str, message: str) -> None:
-    """Tell waiters that `chain_id` changed (best effort: never raises)."""
-    global _quiet_until
+    """Tell waiters that `chain_id` changed (best effort: never raises, never waits).
+
+    The PUBLISH itself is left to this process's sender thread, so that a step does not
+    wait for Redis: it is sent within a moment, in order, in one pipeline with whatever
+    else is waiting then (two changes of one step, several steps of a busy pool child)."""
     if _local:
         with _lock:
             for waiting in _local.get(chain_id, ()):
@@ -103,11 +107,89 @@ def publish(chain_id: str, message: str) -> None:
     url = channel_url()
     if url is None or time.monotonic() < _quiet_until:
         return
-    try:
-        client(url).publish(channel(chain_id), message)
-    except Exception as exc:  # waiters fall back to polling; the step goes on
-        _quiet_until = time.monotonic() + BACKOFF
-        log.warning("could not publish a step change on %s: %s", mask_url(url), exc)
+    box = _outbox()
+    global _pending
+    with _lock:
+        _pending += 1
+    box.put((url, channel(chain_id), message))
+
+
+_Item = tuple[str, str, str]  # (Redis URL, channel, message)
+_sender: tuple[int, queue.SimpleQueue[_Item], threading.Thread] | None = None
+_pending = 0  # published and not sent yet, in this process (see `flush`)
+_sent = threading.Condition(_lock)
+
+
+def _outbox() -> queue.SimpleQueue[_Item]:
+    """This process's queue of messages to send, and its sender thread (a forked child
+    starts its own: the parent's thread did not come along)."""
+    global _sender, _pending
+    sender = _sender
+    if sender is not None and sender[0] == os.getpid():
+        return sender[1]
+    with _lock:
+        if _sender is None or _sender[0] != os.getpid():
+            _pending = 0  # a forked child: the parent's messages are the parent's to send
+            box: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+            thread = threading.Thread(
+                target=_send_loop, args=(box,), name="taskchain-events", daemon=True
+            )
+            _sender = (os.getpid(), box, thread)
+            thread.start()
+        return _sender[1]
+
+
+def _send_loop(box: queue.SimpleQueue[_Item]) -> None:
+    global _pending
+    while True:
+        first = box.get()
+        batch = [first]
+        while True:  # whatever else waits goes in the same round trip
+            try:
+                batch.append(box.get_nowait())
+            except queue.Empty:
+                break
+        items = batch
+        try:
+            _send(items)
+        finally:
+            with _lock:
+                _pending -= len(items)
+                _sent.notify_all()
+
+
+def _send(items: list[_Item]) -> None:
+    global _quiet_until
+    for url in dict.fromkeys(url for url, _, _ in items):
+        if time.monotonic() < _quiet_until:
+            return
+        try:
+            pipe = client(url).pipeline(transaction=False)
+            for _, name, message in (item for item in items if item[0] == url):
+                pipe.publish(name, message)
+            pipe.execute()
+        except Exception as exc:  # waiters fall back to polling; the steps go on
+            _quiet_until = time.monotonic() + BACKOFF
+            log.warning("could not publish a step change on %s: %s", mask_url(url), exc)
+
+
+def flush(timeout: float = 1.0) -> bool:
+    """Wait until this process has sent every change it published (True), at most
+    `timeout` seconds: for a process about to exit, and for tests."""
+    sender = _sender
+    if sender is None or sender[0] != os.getpid():
+        return True
+    deadline = time.monotonic() + timeout
+    with _lock:
+        while _pending > 0:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            _sent.wait(left)  # the sender notifies after each batch
+    return True
+
+
+atexit.register(flush, 0.5)
 
 
 def subscribe(chain_id: str) -> Any | None:
@@ -124,6 +206,10 @@ def subscribe(chain_id: str) -> Any | None:
         conn = redis.Redis.from_url(url, socket_connect_timeout=SOCKET_TIMEOUT)
         pubsub = conn.pubsub(ignore_subscribe_messages=True)
         pubsub.subscribe(channel(chain_id))
+        # Keep the client alive as long as its pub/sub: collected, it closes its connection
+        # pool, and with it the subscription, until the next read quietly subscribes again
+        # (and whatever was announced meanwhile is lost).
+        pubsub.taskchain_client = conn
         return pubsub
     except Exception as exc:
         log.debug("no change notifications for %s: %s", chain_id, exc)

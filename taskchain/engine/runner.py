@@ -79,13 +79,23 @@ class Failed:
     reason: str
 
 
-Step = Next | Busy | Failed | None  # what `run_step` asks its caller to do
+@dataclass(frozen=True)
+class Ended:
+    """The step ended its chain; `job`: the chain may be a workflow's job, whose fan-in
+    the caller runs (False only when the claim read that it is not)."""
+
+    job: bool
+
+
+Step = Next | Busy | Failed | Ended | None  # what `run_step` asks its caller to do
 Outcome = int | Busy | Failed | None  # `execute_step`: the next step's index instead of Next
 
 
 def execute_step(chain_id: str, index: int, *, worker: str) -> Outcome:
     """Run step `index` once; return the index of the next step to send, Busy, or None."""
     outcome = run_step(chain_id, index, worker=worker)
+    if isinstance(outcome, Ended):
+        return None
     return outcome.index if isinstance(outcome, Next) else outcome
 
 
@@ -143,6 +153,8 @@ def run_step(chain_id: str, index: int, *, worker: str) -> Step:
 
     recorded = with_store_retry(record)
     events.publish(chain_id, f"{index}:{events.END if last else 'COMPLETED'}")
+    if recorded is not None and last:
+        return Ended(job=claimed.workflow_id is not None)
     if recorded is None or recorded.next is None:
         return None
     queue, task_id, name = recorded.next

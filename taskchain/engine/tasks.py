@@ -41,15 +41,25 @@ def register(app: Celery) -> None:
             # A live worker holds this step (a duplicate message): look again when its lease
             # would have expired, in case that worker dies.
             raise self.retry(countdown=outcome.seconds, max_retries=None)
-        if not isinstance(outcome, runner.Next):  # the chain may have ended: workflow fan-in
+        if _may_end_a_job(outcome):  # workflow fan-in
             workflow.after_step(chain_id, app=self.app)
         if isinstance(outcome, runner.Failed):
             raise StepFailed(outcome.reason)
-        if outcome is not None:  # the next step, as recorded: sent without reading it again
+        if isinstance(outcome, runner.Next):  # as recorded: sent without reading it again
             dispatch.publish(
                 self.app, chain_id=chain_id, index=outcome.index, queue=outcome.queue,
                 task_id=outcome.task_id, shadow=outcome.shadow,
             )  # fmt: skip
+
+
+def _may_end_a_job(outcome: Any) -> bool:
+    """Whether the chain may have ended as a workflow's job: not when a next step follows,
+    nor when the claim read that the chain is no job (most chains: no SELECT to ask)."""
+    from taskchain.engine import runner
+
+    if isinstance(outcome, runner.Ended):
+        return outcome.job
+    return not isinstance(outcome, runner.Next)
 
 
 @worker_process_init.connect

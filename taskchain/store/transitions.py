@@ -118,6 +118,7 @@ def _claim_and_read(check_runner: bool) -> Any:
             of_chain(CHAIN.c.config),
             of_chain(CHAIN.c.step_count),
             of_chain(CHAIN.c.status),
+            of_chain(CHAIN.c.workflow_id),
             previous.scalar_subquery().label("previous"),
         )
     )
@@ -136,6 +137,8 @@ class Claimed:
     config: Any
     step_count: int
     previous: Any
+    #: The workflow the chain is a job of; "?" when not read (the careful path).
+    workflow_id: str | None = "?"
 
 
 def claim_and_read(
@@ -167,8 +170,9 @@ def claim_and_read(
         return None
     if row.status == Status.PENDING:  # the chain's first step to run: the chain starts now
         conn.execute(_START_CHAIN, {"p_chain_id": chain_id, "p_now": now})
+    previous = row.previous if index else None
     return Claimed(
-        row.name, row.params, row.type, row.config, row.step_count, row.previous if index else None
+        row.name, row.params, row.type, row.config, row.step_count, previous, row.workflow_id
     )
 
 

@@ -35,10 +35,10 @@ def test_quick_benchmark_gives_every_row_both_sides_and_a_ratio(tmp_path: Path) 
     assert document["quick"] is True
     rows = document["rows"]
     assert {row["part"] for row in rows} == set(PARTS)
-    # Each taskchain row against each baseline: 2 workloads x 2 Celery configurations, one
+    # Each taskchain row against each baseline: 2 workloads x 3 Celery configurations, one
     # latency row per Celery configuration, 2 submit sizes, 9 commands at start-up.
     counts = {part: sum(row["part"] == part for row in rows) for part in PARTS}
-    assert counts["throughput"] >= 4 and counts["latency"] == 2 and counts["submit"] >= 2
+    assert counts["throughput"] >= 6 and counts["latency"] == 3 and counts["submit"] >= 2
     assert counts["startup"] == 9
     for row in rows:
         for key in ("ours", "theirs", "ratio"):

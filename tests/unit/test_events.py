@@ -95,3 +95,41 @@ def test_no_channel_means_polling(monkeypatch: pytest.MonkeyPatch) -> None:
     assert events.channel_url() is None
     assert events.subscribe("c4") is None
     events.publish("c4", "0:END")  # nothing to send to, and no error
+
+
+@pytest.mark.redis
+def test_a_step_hands_its_changes_to_the_sender_in_order(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TASKCHAIN_BROKER_URL", redis_url)
+    settings.configure()
+    pubsub = events.subscribe("c5")
+    assert pubsub is not None
+    try:
+        sent = [f"{index}:{what}" for index in range(50) for what in ("RUNNING", "COMPLETED")]
+        for message in sent:
+            events.publish("c5", message)
+        assert events.flush(5.0) is True
+        got = []
+        deadline = time.monotonic() + 5.0
+        while len(got) < len(sent) and time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=0.5)
+            if message is not None:
+                got.append(message["data"].decode())
+        assert got == sent
+    finally:
+        pubsub.close()
+
+
+def test_an_unreachable_redis_never_holds_a_step_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.support.services import free_port
+
+    monkeypatch.setenv("TASKCHAIN_BROKER_URL", f"redis://127.0.0.1:{free_port()}/0")
+    settings.configure()
+    monkeypatch.setattr(events, "_quiet_until", 0.0)
+    start = time.monotonic()
+    for index in range(20):
+        events.publish("c6", f"{index}:COMPLETED")
+    assert time.monotonic() - start < 0.2  # handed over, not sent: the step goes on
+    assert events.flush(5.0) is True  # the sender gave up on them, once, and went quiet
+    assert events._quiet_until > time.monotonic()

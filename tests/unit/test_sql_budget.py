@@ -95,7 +95,9 @@ def test_a_middle_and_the_last_step_stay_within_the_budget(counter: Counter) -> 
     assert step2.dispatched_at is not None
 
     counter.reset()
-    assert runner.run_step(chain_id, 2, worker="t") is None
+    # The end of a chain that is no workflow's job: the Celery task needs no look-up to
+    # decide against a fan-in (the claim read the chain's workflow id).
+    assert runner.run_step(chain_id, 2, worker="t") == runner.Ended(job=False)
     assert len(counter.statements) <= budget, counter.statements
     assert counter.commits == TRANSACTIONS
     with session() as s:
@@ -107,7 +109,7 @@ def test_a_middle_and_the_last_step_stay_within_the_budget(counter: Counter) -> 
 def test_the_first_step_also_starts_the_chain(counter: Counter) -> None:
     chain_id = record([5, 6])
     counter.reset()
-    assert runner.run_step(chain_id, 0, worker="t") is None
+    assert runner.run_step(chain_id, 0, worker="t") == runner.Ended(job=False)
     # One more UPDATE (the chain PENDING -> RUNNING), on the first step only.
     assert len(counter.statements) <= BUDGET[get_engine().dialect.name] + 1
     with session() as s:
@@ -115,6 +117,21 @@ def test_the_first_step_also_starts_the_chain(counter: Counter) -> None:
     assert chain is not None
     assert (chain.status, chain.result) == (Status.COMPLETED, 11)
     assert chain.started_at is not None and chain.finished_at is not None
+
+
+def test_a_workflow_job_ends_with_its_fan_in_due(store_url: str) -> None:
+    from taskchain.engine import tasks
+
+    chain, steps = prepare("math_chain", {"numbers": [5, 6]})
+    chain.workflow_id, chain.job = "wf-1", "totals"
+    with session(write=True) as s:
+        queries.insert_chain(session=s, chain=chain, steps=steps)
+    ended = runner.run_step(chain.id, 0, worker="t")
+    assert ended == runner.Ended(job=True)
+    assert tasks._may_end_a_job(ended) is True
+    assert tasks._may_end_a_job(runner.Ended(job=False)) is False
+    assert tasks._may_end_a_job(None) is True  # not known: look
+    assert tasks._may_end_a_job(runner.Failed("x")) is True
 
 
 def test_the_careful_path_keeps_every_rule(store_url: str) -> None:
