@@ -4,7 +4,6 @@ COMPLETED with its result, and a submit refused while it was down recorded nothi
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,17 +17,6 @@ from tests.support.waiting import wait_until
 # Redis only: the test restarts the broker, and the suite owns only its redis-server; the
 # RabbitMQ server is shared (the suite has a vhost on it), so it cannot be restarted here.
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(600)]
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[services.RedisServer]:
-    """A redis-server for this test alone (it stops and restarts it), on a free port."""
-    folder = tmp_path / "redis"
-    folder.mkdir()
-    server = services.RedisServer(folder)
-    server.start()
-    yield server
-    server.stop()
 
 
 class Submitter(threading.Thread):

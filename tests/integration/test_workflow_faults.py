@@ -15,7 +15,6 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -162,17 +161,6 @@ def test_a_worker_killed_mid_workflow_leaves_the_other_to_complete_every_job_onc
         f"workflow-killed-worker ({backend}): 8 jobs COMPLETED {recovered:.1f}s after w1 "
         f"was killed ({in_flight} steps in flight, {twice} computed twice)",
     )
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[services.RedisServer]:
-    """A redis-server for this test alone (it stops and restarts it), on a free port."""
-    folder = tmp_path / "redis"
-    folder.mkdir()
-    server = services.RedisServer(folder)
-    server.start()
-    yield server
-    server.stop()
 
 
 # Redis only: the test restarts the broker, and the suite owns only its redis-server; the

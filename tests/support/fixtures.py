@@ -84,6 +84,18 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.
 
 
 @pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[services.RedisServer]:
+    """A redis-server for this test alone, on a free port: for a test that stops and restarts
+    its broker (the session's is shared by the other tests)."""
+    folder = tmp_path / "redis"
+    folder.mkdir()
+    server = services.RedisServer(folder)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def redis_url(redis_server: services.RedisServer) -> str:
     """URL of the session's private Redis, emptied for this test (it is ours to flush)."""
     if not redis_server.ping():  # a test stopped it: start it again on the same port
