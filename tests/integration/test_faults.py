@@ -56,9 +56,11 @@ def test_pool_child_killed_mid_step(
             children = faults.pool_children(worker.pid)
             return children if len(children) == 2 and all(map(held_by, children)) else []
 
-        for _ in range(5):
+        # Kill until three kills have landed mid-step: on a busy machine a step may end
+        # between seeing it held and the kill (that kill is not counted as mid-step).
+        for _ in range(10):
             busy = wait_until(both_busy, timeout=30, message="both pool children running a step")
-            if isinstance(busy, str):
+            if isinstance(busy, str) or mid_step >= 3:
                 break
             victim = busy[0]
             faults.kill(victim)
