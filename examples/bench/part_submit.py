@@ -35,27 +35,15 @@ def run(ctx: Context) -> list[Row]:
                 if (key, steps) not in ms:
                     continue
                 label = f"{steps}-step chain, {side.store}, {how}"
-                rows.append(
-                    paired(
-                        "submit",
-                        label,
-                        "ms/chain",
-                        ms[key, steps],
-                        ms[CELERY.key, steps],
-                        "Celery apply_async per chain",
-                        target=TARGET,
-                    )
+                baselines = (
+                    (CELERY, "Celery apply_async per chain", TARGET),
+                    (CELERY_EVENTS, "apply_async with a task-sent event, as taskchain sends", None),
                 )
-                rows.append(
-                    paired(
-                        "submit",
-                        label,
-                        "ms/chain",
-                        ms[key, steps],
-                        ms[CELERY_EVENTS.key, steps],
-                        "apply_async with a task-sent event, as taskchain sends",
-                    )
-                )
+                for base, base_label, target in baselines:
+                    rows.append(
+                        paired("submit", label, "ms/chain", ms[key, steps],
+                               ms[base.key, steps], base_label, target=target)
+                    )  # fmt: skip
     if batch:
         rows[0].note = "submit --batch: marginal cost per chain, (t(N) - t(1)) / (N - 1), whole CLI"
     else:
