@@ -266,6 +266,8 @@ def get_workflow(workflow_id: str) -> WorkflowView:
 
     with session() as s:
         view = wfstore.get(session=s, workflow_id=workflow_id)
+        if view is not None:
+            view.done = wfstore.steps_done(s, workflow_id)
     if view is None:
         raise ChainNotFound(workflow_id)
     return view

@@ -21,7 +21,8 @@ class WorkflowView:
     workflow: WorkflowRecord
     #: One chain per job, in the file's order.
     jobs: list[ChainRecord]
-    #: {chain id: steps COMPLETED} of the jobs that have any (`get` fills it).
+    #: {chain id: steps COMPLETED} of the jobs that have any: filled for the commands that
+    #: show progress (`core.get_workflow`), not for the engine's fan-in.
     done: dict[str, int] = field(default_factory=dict)
 
     def needs(self, job: str) -> list[str]:
@@ -69,9 +70,7 @@ def get(*, session: Session, workflow_id: str, lock: bool = False) -> WorkflowVi
     workflow = session.exec(query).first()
     if workflow is None:
         return None
-    return WorkflowView(
-        workflow, jobs(session=session, workflow=workflow), steps_done(session, workflow.id)
-    )
+    return WorkflowView(workflow, jobs(session=session, workflow=workflow))
 
 
 def steps_done(session: Session, workflow_id: str) -> dict[str, int]:
