@@ -44,11 +44,12 @@ def chain_types(ctx: Any, incomplete: str) -> Suggestions:
 
 
 def statuses(ctx: Any, incomplete: str) -> Suggestions:
-    """Chain statuses, in the case typed (`--status failed` works as well as FAILED)."""
-    from taskchain.store.models import CHAIN_STATUSES
+    """Chain statuses, in the case typed (`--status failed` works as well as FAILED); SKIPPED
+    too, which a workflow's job gets when a job it needs failed."""
+    from taskchain.store.models import Status
 
     lower = incomplete.islower()
-    found = [s.value.lower() if lower else s.value for s in CHAIN_STATUSES]
+    found = [s.value.lower() if lower else s.value for s in Status]
     return [(s, "") for s in found if s.upper().startswith(incomplete.upper())]
 
 

@@ -91,10 +91,11 @@ def test_chain_types_and_statuses() -> None:
     assert complete.chain_types(None, "io")[0][0] == "io_chain"
     assert complete.chain_types(None, "io")[0][1].startswith("write, read, checksum")
     assert values(complete.statuses(None, "")) == [
-        "PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED",
+        "PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "SKIPPED",
     ]  # fmt: skip
     assert values(complete.statuses(None, "c")) == ["completed", "cancelled"]
     assert values(complete.statuses(None, "F")) == ["FAILED"]
+    assert values(complete.statuses(None, "sk")) == ["skipped"]
 
 
 def test_plugin_types_complete_too(monkeypatch: pytest.MonkeyPatch) -> None:
