@@ -114,37 +114,67 @@ def poll(
     timeout: float | None,
     on_change: Callable[[WorkflowView], None] | None = None,
     interval: float = 0.25,
+    fallback: float | None = None,
 ) -> WorkflowView:
     """Read the workflow until it has finished, calling `on_change` with every new state;
     store outages are waited out as every follower does (`wait.Outage`); an orphaned one (its
-    embedded run died) raises `WorkflowOrphaned`."""
-    start = time.monotonic()
-    from taskchain.engine.wait import Outage
+    embedded run died) raises `WorkflowOrphaned`.
 
+    Distributed on Redis, it reads again as soon as one of its jobs' chains or the workflow
+    announces a change (`wait.Announcements`), else every `fallback` seconds; without a
+    channel it polls with a backoff up to `interval`."""
+    from taskchain.engine import events, wait
+
+    fallback = wait.FALLBACK if fallback is None else fallback
+    start = time.monotonic()
     seen: object = None
-    outage = Outage()
+    outage = wait.Outage()
     delay = 0.02
-    while True:
-        try:
-            view = core.get_workflow(workflow_id)
-            outage.ok()
-        except StoreUnavailable as exc:
-            outage.failed(exc)
-            time.sleep(1.0)
-            continue
-        state = _state(view)
-        if state != seen:
-            seen = state
-            if on_change is not None:
-                on_change(view)
-        if view.workflow.status.finished:
-            return view
-        if is_orphaned(view):  # it moves again only when retried: as for a chain, exit 1
-            raise core.WorkflowOrphaned(view)
-        if timeout is not None and time.monotonic() - start >= timeout:
-            raise TimedOut(workflow_id, timeout)
-        time.sleep(delay)
-        delay = min(delay * 1.5, interval)
+    feed = wait.Announcements.open()  # before the first read: no change slips between
+    try:
+        while True:
+            read_at = time.monotonic()
+            try:
+                view = core.get_workflow(workflow_id)
+                outage.ok()
+            except StoreUnavailable as exc:
+                outage.failed(exc)
+                time.sleep(1.0)
+                continue
+            state = _state(view)
+            if state != seen:
+                seen = state
+                if on_change is not None:
+                    on_change(view)
+            if view.workflow.status.finished:
+                return view
+            if is_orphaned(view):  # it moves again only when retried: as for a chain, exit 1
+                raise core.WorkflowOrphaned(view)
+            elapsed = time.monotonic() - start
+            if timeout is not None and elapsed >= timeout:
+                raise TimedOut(workflow_id, timeout)
+            if feed is not None:
+                left = fallback if timeout is None else min(fallback, timeout - elapsed)
+                ids = {workflow_id, *(c.id for c in view.jobs)}
+                if _announced(feed, ids, left, not_before=read_at + events.MIN_GAP) is not None:
+                    continue
+                feed = None  # the channel failed: poll from now on
+            time.sleep(delay)
+            delay = min(delay * 1.5, interval)
+    finally:
+        if feed is not None:
+            feed.close()
+
+
+def _announced(feed: Any, ids: set[str], left: float, *, not_before: float) -> bool | None:
+    """Wait up to `left` seconds for a change of one of `ids` (True), ignoring other chains';
+    None if the channel failed."""
+    deadline = time.monotonic() + left
+    while (remaining := deadline - time.monotonic()) > 0:
+        got = feed.wait(remaining, not_before=not_before)
+        if got is None or got & ids:
+            return None if got is None else True
+    return False
 
 
 class _Lines:

@@ -138,3 +138,55 @@ def _fingerprint(view: ChainView) -> tuple[object, ...]:
         queries.is_orphaned(view.chain),
         tuple((s.status, s.attempts, s.progress, s.error) for s in view.steps),
     )
+
+
+class Announcements:
+    """Every chain's change notifications at once (a Redis pattern subscription), for a
+    follower of many chains: `watch` without an id, a workflow's watch. It says which chains
+    changed; the store says how."""
+
+    def __init__(self, pubsub: Any) -> None:
+        self.pubsub = pubsub
+
+    @classmethod
+    def open(cls) -> Announcements | None:
+        """Subscribed, or None when there is no channel (embedded, another broker, Redis
+        unreachable): the caller then polls the store."""
+        url = events.channel_url()
+        if url is None:
+            return None
+        try:
+            import redis
+
+            conn = redis.Redis.from_url(url, socket_connect_timeout=events.SOCKET_TIMEOUT)
+            pubsub = conn.pubsub(ignore_subscribe_messages=True)
+            pubsub.psubscribe(events.channel("*"))
+            pubsub.taskchain_client = conn  # kept alive with it (see events.subscribe)
+            return cls(pubsub)
+        except Exception:
+            return None
+
+    def wait(self, timeout: float, *, not_before: float = 0.0) -> set[str] | None:
+        """The ids announced within `timeout` seconds (empty if none), taking every message
+        until `not_before` (monotonic time) after the first, so that one look serves them
+        all; None once the channel has failed (it is closed: poll from now on)."""
+        deadline = time.monotonic() + timeout
+        got: set[str] = set()
+        try:
+            while True:
+                until = min(not_before, deadline) if got else deadline
+                left = until - time.monotonic()
+                if left <= 0:
+                    return got
+                message = self.pubsub.get_message(timeout=left)
+                if message is None:
+                    continue
+                name = message["channel"]
+                name = name.decode() if isinstance(name, bytes) else str(name)
+                got.add(name.removeprefix(events.PREFIX))
+        except Exception:
+            self.close()
+            return None
+
+    def close(self) -> None:
+        _close(self.pubsub)

@@ -103,7 +103,7 @@ def run(workflow: spec.Workflow, *, workflow_id: str | None = None) -> Started:
         s.add(row)
         s.add_all(chains)
         s.flush()
-        ready = _advance(s, wf_id)
+        ready, _status = _advance(s, wf_id)
     if runner:
         owner.hold()
     try:
@@ -135,7 +135,9 @@ def after_step(chain_id: str, *, app: Any) -> None:
 def advance(workflow_id: str, *, app: Any = None) -> list[str]:
     """Apply the fan-in rule now; return the chain ids of the jobs it started."""
     with session(write=True) as s:
-        ready = _advance(s, workflow_id)
+        ready, status = _advance(s, workflow_id)
+    if status is not None:  # a workflow's watch wakes on it (`wait.Announcements`)
+        announce(workflow_id, status)
     if ready and get_settings().embedded:
         from taskchain.engine import owner
 
@@ -153,10 +155,18 @@ def sweep_stalled(app: Any = None) -> list[str]:
     return stalled
 
 
-def _advance(s: Session, workflow_id: str) -> list[str]:
+def announce(workflow_id: str, status: Status) -> None:
+    """Tell a workflow's watchers to look now, as a step's change does for a chain's."""
+    from taskchain.engine import events
+
+    events.publish(workflow_id, events.END if status.finished else f"-1:{status.value}")
+
+
+def _advance(s: Session, workflow_id: str) -> tuple[list[str], Status | None]:
+    """The jobs started and the workflow's status now (None: finished before, or gone)."""
     view = wfstore.get(session=s, workflow_id=workflow_id, lock=True)
     if view is None or view.workflow.status.finished:
-        return []
+        return [], None
     jobs_doc: dict[str, Any] = view.workflow.spec["jobs"]
     graph = Graph({name: job["needs"] for name, job in jobs_doc.items()})
     by_job = {c.job: c for c in view.jobs if c.job is not None}
@@ -193,7 +203,7 @@ def _advance(s: Session, workflow_id: str) -> list[str]:
         by_job = {c.job: c for c in wfstore.jobs(session=s, workflow=view.workflow) if c.job}
     _settle(view.workflow, list(by_job.values()), states)
     s.add(view.workflow)
-    return started
+    return started, view.workflow.status
 
 
 def _runner() -> dict[str, Any]:
@@ -324,6 +334,7 @@ def cancel(workflow_id: str) -> bool:
         row = view.workflow
         row.status, row.finished_at, row.error = Status.CANCELLED, utcnow(), "cancelled by user"
         s.add(row)
+    announce(workflow_id, Status.CANCELLED)
     for chain_id in running:  # the workflow has finished: their ends advance nothing
         core.cancel(chain_id, reason="cancelled with its workflow")
     return True
@@ -357,7 +368,9 @@ def retry(workflow_id: str) -> list[str]:
         s.add(row)
         s.flush()
         s.expire_all()
-        ready = _advance(s, workflow_id)
+        ready, status = _advance(s, workflow_id)
+    if status is not None:
+        announce(workflow_id, status)
     if runner["runner"]:
         owner.hold()
     for step in resumed:
