@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -68,7 +68,7 @@ def follow_all(
                     found = _poll_all(views)
                     search_at = read_at + (interval if feed is None else fallback)
                 else:
-                    found = _reread(views, announced)
+                    found = _reread(views, sorted(announced))
                 changed = orphans.sort(views, before, found)
                 polled = True
                 outage.ok()
@@ -135,33 +135,22 @@ class _Orphans:
 def _poll_all(views: dict[str, ChainView]) -> list[ChainView]:
     """Read the active chains into `views` (oldest first); return the views that changed."""
     from taskchain import core
-    from taskchain.engine import wait
 
     active = core.list_chains(statuses=["PENDING", "RUNNING"], limit=None)
     tracked = [i for i, v in views.items() if not v.chain.status.finished]
-    changed = []
-    for chain_id in dict.fromkeys([*tracked, *(c.id for c in reversed(active))]):
-        try:
-            view = wait.read(chain_id)
-        except ChainNotFound:  # deleted while watched: it no longer counts
-            views.pop(chain_id, None)
-            continue
-        if chain_id not in views or _state(views[chain_id]) != _state(view):
-            changed.append(view)
-        views[chain_id] = view
-    return changed
+    return _reread(views, [*tracked, *(c.id for c in reversed(active))])
 
 
-def _reread(views: dict[str, ChainView], chain_ids: set[str]) -> list[ChainView]:
-    """Read the chains announced into `views`; return the views that changed. One that started
-    and finished between two looks is shown too: it was active while watched."""
+def _reread(views: dict[str, ChainView], chain_ids: Iterable[str]) -> list[ChainView]:
+    """Read these chains into `views`; return the views that changed. A chain announced that
+    started and finished between two looks is shown too: it was active while watched."""
     from taskchain.engine import wait
 
     changed = []
-    for chain_id in sorted(chain_ids):
+    for chain_id in dict.fromkeys(chain_ids):
         try:
             view = wait.read(chain_id)
-        except ChainNotFound:  # deleted, or another store's chain on a shared broker
+        except ChainNotFound:  # deleted while watched, or another store's, on a shared broker
             views.pop(chain_id, None)
             continue
         if chain_id not in views or _state(views[chain_id]) != _state(view):
