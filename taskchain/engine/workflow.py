@@ -303,17 +303,7 @@ def _first_steps(chain_ids: list[str]) -> Any:
 def remove(workflow_ids: list[str]) -> None:
     """Delete workflows and their jobs' chains (steps go with their chains)."""
     with session(write=True) as s:
-        chain_ids = list(s.exec(_chain_ids(workflow_ids)).all())
-        if chain_ids:
-            s.execute(delete(StepRecord).where(col(StepRecord.chain_id).in_(chain_ids)))
-            s.execute(delete(ChainRecord).where(col(ChainRecord.id).in_(chain_ids)))
-        s.execute(delete(WorkflowRecord).where(col(WorkflowRecord.id).in_(workflow_ids)))
-
-
-def _chain_ids(workflow_ids: list[str]) -> Any:
-    from sqlmodel import select
-
-    return select(ChainRecord.id).where(col(ChainRecord.workflow_id).in_(workflow_ids))
+        wfstore.delete(session=s, workflow_ids=workflow_ids)
 
 
 def cancel(workflow_id: str) -> bool:

@@ -152,6 +152,23 @@ def test_a_bad_file_is_exit_2_in_one_line_and_records_nothing(
     assert json.loads(invoke(runner, "list", "--json").stdout) == []
 
 
+def test_a_broker_that_is_down_is_exit_4_with_nothing_recorded(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Distributed `run` records the workflow, then publishes its first jobs: a broker that
+    does not answer removes what it recorded, as `submit` does."""
+    from tests.support.services import free_port
+
+    monkeypatch.setenv("TASKCHAIN_BROKER_URL", f"redis://127.0.0.1:{free_port()}/0")
+    monkeypatch.setenv("TASKCHAIN_BROKER_TIMEOUT", "0.5")
+    settings.configure()
+    done = invoke(runner, "run", str(EXAMPLES / "fanout.yaml"))
+    assert (done.exit_code, done.stdout) == (4, ""), done.output
+    assert done.stderr.startswith("taskchain: error: ") and done.stderr.count("\n") == 1
+    assert json.loads(invoke(runner, "list", "--workflows", "--json").stdout) == []
+    assert json.loads(invoke(runner, "list", "--json").stdout) == []
+
+
 def test_retry_reruns_failed_and_skipped_jobs_reusing_completed_ones(
     runner: CliRunner, tmp_path: Path, workspace: Path
 ) -> None:
