@@ -46,7 +46,8 @@ def orphan_detail(chain: ChainRecord) -> str:
     who = runner_label(chain.runner or "?")
     return (
         f"its embedded runner ({who}) died (its lease expired at "
-        f"{iso(chain.runner_lease_expires_at)}); resume it with: taskchain retry {chain.id}"
+        f"{iso(chain.runner_lease_expires_at)}); resume it with: taskchain retry "
+        f"{chain.workflow_id or chain.id}"  # a workflow's job resumes with its workflow
     )
 
 

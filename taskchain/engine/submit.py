@@ -210,6 +210,15 @@ def retry(chain_id: str) -> int:
             f"chain {chain_id} is {chain.status.value}: only FAILED, CANCELLED or orphaned "
             "chains can be retried"
         )
+    if chain.workflow_id is not None and chain.status.finished:
+        # Alone, the job would run while the jobs that need it stay SKIPPED and the workflow
+        # keeps its end: its workflow's retry runs it and what it holds up, in order. (An
+        # orphaned job, still unfinished, goes on as any chain; its end advances the workflow.)
+        raise InvalidInput(
+            f"chain {chain_id} is job {chain.job!r} of workflow {chain.workflow_id}: retry the "
+            f"workflow (taskchain retry {chain.workflow_id[:12]}), which runs its failed, "
+            "cancelled and skipped jobs again"
+        )
     settings = get_settings()
     if settings.embedded:
         # This process will run the steps: refuse now rather than record a failed attempt.

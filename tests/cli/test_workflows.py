@@ -123,6 +123,16 @@ def test_a_failed_job_skips_what_needs_it_and_the_rest_finishes(
     )
     listed = json.loads(invoke(runner, "list", "--workflows", "--json").stdout)
     assert [(w["id"], w["status"], w["jobs"]) for w in listed] == [(wf_id, "FAILED", 5)]
+    # A job is retried with its workflow: alone, what needs it would stay SKIPPED.
+    bad = jobs(doc)["bad"]["chain_id"]
+    refused = invoke(runner, "retry", bad)
+    assert (refused.exit_code, refused.stdout) == (2, ""), refused.output
+    assert refused.stderr == (
+        f"taskchain: error: chain {bad} is job 'bad' of workflow {wf_id}: retry the workflow "
+        f"(taskchain retry {wf_id[:12]}), which runs its failed, cancelled and skipped jobs "
+        "again\n"
+    )
+    assert status(runner, bad)["status"] == "FAILED" and status(runner, wf_id) == doc
 
 
 @pytest.mark.parametrize(
