@@ -62,7 +62,7 @@ def wait_all(chains: dict[str, bool], *, timeout: float | None, quiet: bool) -> 
     """Wait for every chain (id -> whether this process runs it); 0 when all COMPLETED,
     else 1 (each chain that did not complete says so on stderr)."""
     from taskchain.cli import output
-    from taskchain.cli.watch import follow_chain
+    from taskchain.cli.follow import follow_chain
 
     deadline = None if timeout is None else time.monotonic() + timeout
     codes = []

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from taskchain.cli import output
-from taskchain.cli.watch import Interrupted
+from taskchain.cli.follow import Interrupted
 from taskchain.errors import InvalidInput
 from taskchain.settings import get_settings
 
@@ -220,7 +220,7 @@ def retry(
     if not quiet:
         output.say(f"retrying chain {chain_id} from step {first + 1}")
     if get_settings().embedded or wait:
-        from taskchain.cli.watch import follow_chain
+        from taskchain.cli.follow import follow_chain
 
         embedded = get_settings().embedded
         code = follow_chain(

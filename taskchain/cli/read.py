@@ -67,7 +67,7 @@ def result(
         raise typer.Exit(workflow_view.show_result(found, json=json, wait=wait, timeout=limit))
     view = core.get(found)
     if wait and not view.chain.status.finished and not is_orphaned(view.chain):
-        from taskchain.cli.watch import wait_for
+        from taskchain.cli.follow import wait_for
 
         try:
             view = wait_for(view.chain.id, timeout=limit)  # live view on stderr if a terminal

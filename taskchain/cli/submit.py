@@ -108,7 +108,7 @@ def submit(
         output.say(f"{verb} {chain_type} chain {submitted.chain_id}")
     embedded = get_settings().embedded
     if embedded or wait:
-        from taskchain.cli.watch import follow_chain
+        from taskchain.cli.follow import follow_chain
 
         # A live table on stderr when it is a terminal (stdout carries the id), else plain lines.
         code = follow_chain(

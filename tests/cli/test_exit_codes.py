@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from taskchain import core
-from taskchain.cli import app, watch_all
+from taskchain.cli import app, watch
 from taskchain.engine import wait
 from taskchain.errors import StoreUnavailable
 from taskchain.store import ChainRecord, Status
@@ -149,7 +149,7 @@ def test_a_store_blip_while_watching_every_chain(
     runner: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     chain_id = submitted(runner, "1", "2")
-    real, done = watch_all._poll_all, wait.read(chain_id)
+    real, done = watch._poll_all, wait.read(chain_id)
     running = ChainView(ChainRecord(**{**done.chain.model_dump(), "status": Status.RUNNING}), [])
     blip = StoreUnavailable("sqlite:///store.db", "database is locked")
     script: list[ChainView | Exception] = [running, blip, blip]
@@ -163,7 +163,7 @@ def test_a_store_blip_while_watching_every_chain(
         views[chain_id] = item
         return [item]
 
-    monkeypatch.setattr(watch_all, "_poll_all", poll)
+    monkeypatch.setattr(watch, "_poll_all", poll)
     monkeypatch.setattr(time, "sleep", lambda _s: None)
     result = runner.invoke(app, ["watch"])
     assert result.exit_code == 0, result.output

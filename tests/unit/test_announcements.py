@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from taskchain import settings
-from taskchain.cli import watch_all, workflow_view
+from taskchain.cli import watch, workflow_view
 from taskchain.engine import runner, wait
 from taskchain.engine import workflow as engine
 from taskchain.engine.submit import prepare
@@ -75,9 +75,7 @@ def test_watching_every_chain_wakes_on_announcements(distributed: str) -> None:
 
     worker = later(first_look, lambda: run_chain(chain_id))
     start = time.monotonic()
-    views = watch_all.follow_all(
-        timeout=TIMEOUT, on_change=on_change, interval=NEVER, fallback=NEVER
-    )
+    views = watch.follow_all(timeout=TIMEOUT, on_change=on_change, interval=NEVER, fallback=NEVER)
     took = time.monotonic() - start
     worker.join(TIMEOUT)
     assert [(v.chain.id, v.chain.status, v.chain.result) for v in views] == [
@@ -107,9 +105,7 @@ def test_a_chain_that_starts_while_watching_is_found_by_its_announcement(
         run_chain(first)
 
     worker = later(first_look, work)
-    views = watch_all.follow_all(
-        timeout=TIMEOUT, on_change=on_change, interval=NEVER, fallback=NEVER
-    )
+    views = watch.follow_all(timeout=TIMEOUT, on_change=on_change, interval=NEVER, fallback=NEVER)
     worker.join(TIMEOUT)
     assert gate.is_set()
     assert sorted((v.chain.id, v.chain.result) for v in views) == sorted(
