@@ -349,11 +349,11 @@ def analyze(source: Table, target: Path, report: Report) -> dict[str, Any]:
             stats = typed.select(*statistics(column, dtypes, origin), *seen)
             if whole is not None:
                 # In one select, the columns are counted in parallel, not one after another.
-                counts = typed.select(
+                uniques = typed.select(
                     pl.col(v).drop_nulls().n_unique().alias(str(i))
                     for i, v in enumerate(column.values())
                 )
-                found = pl.collect_all([stats, _misfits(typed, converted), counts])
+                found = pl.collect_all([stats, _misfits(typed, converted), uniques])
                 distinct = list(found[2].row(0))
             else:
                 # A streaming group-by per column counts distinct values in memory that
