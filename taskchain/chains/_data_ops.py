@@ -353,7 +353,10 @@ def analyze(source: Table, target: Path, report: Report) -> dict[str, Any]:
                     pl.col(v).drop_nulls().n_unique().alias(str(i))
                     for i, v in enumerate(column.values())
                 )
-                found = pl.collect_all([stats, _misfits(typed, converted), uniques])
+                # The in-memory engine: the streaming one adds a column's parts in the order
+                # its threads finish, so a mean could differ in its last digit run to run.
+                queries = [stats, _misfits(typed, converted), uniques]
+                found = pl.collect_all(queries, engine="in-memory")
                 distinct = list(found[2].row(0))
             else:
                 # A streaming group-by per column counts distinct values in memory that
