@@ -41,7 +41,7 @@ from taskchain.chains._data_read import (
     atomic,
     convert,
     human_size,
-    infer,
+    infer_columns,
     kind_of,
     markers_seen,
     missing,
@@ -423,7 +423,7 @@ def _values(source: Table, whole: bool) -> tuple[pl.LazyFrame, dict[str, str], l
     if not text:
         return frame, {}, seen
     sample = frame.select(text).head(SAMPLE_ROWS).collect()
-    return frame, {c: infer(sample[c]) for c in text}, seen
+    return frame, infer_columns(sample), seen
 
 
 def _seen(row: dict[str, Any], source: Table, kinds: dict[str, str]) -> dict[str, list[str]]:
@@ -463,4 +463,5 @@ def _broken(misfits: pl.DataFrame, converted: dict[str, str]) -> list[str]:
 
 
 def _infer_all(values: pl.LazyFrame, columns: list[str]) -> dict[str, str]:
-    return {c: infer(values.select(c).collect(engine="streaming")[c]) for c in columns}
+    # One column at a time: a table that streams may not fit in memory whole.
+    return {c: infer_columns(values.select(c).collect(engine="streaming"))[c] for c in columns}

@@ -2,14 +2,14 @@
 
 A CSV is read as text, separated by the delimiter `_data_dialect` found (or the config
 gave): the kinds of `transform` are stricter than the reader's guesses (007 stays text), so
-`_data_ops` types columns itself, with `convert` and `infer`. Null markers (`NA`, `-`...)
-are matched after trimming, so ` NA ` is missing too; the reader's own `null_values` would
-see untrimmed text. Tables between steps are Parquet files in row groups of 16K rows,
-LZ4-compressed when streamed (PARQUET_IN_MEMORY: the others): each is written once and read
-once, so cheap (de)compression matters more than size (LZ4 measured ~8% less CPU per chain
-than zstd), and small row groups keep read-ahead buffers small (~60 MB less peak RSS than
-64K rows at the same speed). polars is imported inside the functions: listing the
-chain types (read commands, `--help`) must not pay for it.
+`_data_ops` types columns itself, with `convert` and `infer_columns`. Null markers (`NA`,
+`-`...) are matched after trimming, so ` NA ` is missing too; the reader's own
+`null_values` would see untrimmed text. Tables between steps are Parquet files in row
+groups of 16K rows, LZ4-compressed when streamed (PARQUET_IN_MEMORY: the others): each is
+written once and read once, so cheap (de)compression matters more than size (LZ4 measured
+~8% less CPU per chain than zstd), and small row groups keep read-ahead buffers small (~60
+MB less peak RSS than 64K rows at the same speed). polars is imported inside the functions:
+listing the chain types (read commands, `--help`) must not pay for it.
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ PARQUET: dict[str, Any] = {
 #: ~25% of the CPU of writing it (0.25 s a million rows over clean and transform) for
 #: files about twice as big (34 MB instead of 18 for clean's table of 1M rows).
 PARQUET_IN_MEMORY: dict[str, Any] = PARQUET | {"compression": "uncompressed"}
-#: What `infer` tries, in order. `integer` is 64-bit; `integer128` takes what 64 bits do not
-#: hold; `big integer` is text whose every value is an integer too big for 128 bits: it
-#: stays text (exact), with a note. polars has no wider integer type.
+#: What `infer_columns` tries, in order. `integer` is 64-bit; `integer128` takes what 64 bits
+#: do not hold; `big integer` is text whose every value is an integer too big for 128 bits:
+#: it stays text (exact), with a note. polars has no wider integer type.
 KINDS = ("boolean", "integer", "integer128", "float", "date", "datetime", "big integer")
 NOTES = {"big integer": "integers too big for 128 bits: kept as text, exactly"}
 _DATETIME_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f")
@@ -197,15 +197,22 @@ def convert(column: str, kind: str) -> pl.Expr:
     return value
 
 
-def infer(column: pl.Series) -> str:
-    """The first kind that holds every (trimmed, non-empty) value of a text column, or text."""
-    present = column.drop_nulls().to_frame("v")
-    if present.is_empty():
-        return "text"
-    for kind in KINDS:
-        if present.select(convert("v", kind).is_not_null().all()).item():
-            return kind
-    return "text"
+def infer_columns(frame: pl.DataFrame) -> dict[str, str]:
+    """Per text column of `frame`, the first kind that holds every (trimmed, non-empty)
+    value, or text; every kind of every column tried in one select (in parallel)."""
+    import polars as pl
+
+    checks = [pl.col(c).is_not_null().any().alias(f"{i}") for i, c in enumerate(frame.columns)]
+    checks += [
+        (pl.col(c).is_null() | convert(c, kind).is_not_null()).all().alias(f"{i}:{kind}")
+        for i, c in enumerate(frame.columns)
+        for kind in KINDS
+    ]
+    row = frame.select(checks).row(0, named=True)
+    return {
+        c: next((k for k in KINDS if row[f"{i}:{k}"]), "text") if row[f"{i}"] else "text"
+        for i, c in enumerate(frame.columns)
+    }
 
 
 def kind_of(dtype: Any) -> str:
