@@ -7,8 +7,8 @@ gave): the kinds of `transform` are stricter than the reader's guesses (007 stay
 `null_values` would see untrimmed text. Tables between steps are Parquet files in row
 groups of 16K rows, LZ4-compressed when streamed (PARQUET_IN_MEMORY: the others): each is
 written once and read once, so cheap (de)compression matters more than size (LZ4 measured
-~8% less CPU per chain than zstd), and small row groups keep read-ahead buffers small (~60
-MB less peak RSS than 64K rows at the same speed). polars is imported inside the functions:
+~8% less CPU per chain than zstd), and small row groups keep read-ahead buffers small
+(~60 MB less peak RSS than 64K rows at the same speed). polars is imported inside the functions:
 listing the chain types (read commands, `--help`) must not pay for it.
 """
 
