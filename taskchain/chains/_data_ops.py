@@ -41,7 +41,7 @@ from taskchain.chains._data_read import (
     atomic,
     convert,
     human_size,
-    infer,
+    infer_columns,
     kind_of,
     markers_seen,
     missing,
@@ -70,8 +70,9 @@ def clean(source: Table, target: Path, report: Report, *, hold: bool = False) ->
     (the first of equal rows stays). `hold`: keep the table written for the next step."""
     import polars as pl
 
+    memory = _data_frames.in_memory(source.path, source.csv)
     with reading(source):
-        frame = scan(source)
+        frame = scan(source, whole=memory)
         schema = frame.collect_schema()
         text = [c for c, dtype in schema.items() if dtype == pl.String]
         if text:
@@ -100,7 +101,7 @@ def clean(source: Table, target: Path, report: Report, *, hold: bool = False) ->
         report(f"cleaning {source.rel} ({human_size(source.path)})")
         kept = None
         with atomic(target) as temp:
-            if _data_frames.in_memory(source.path, source.csv):
+            if memory:
                 found, duplicates, kept = _unique_in_memory(flagged, list(schema), counts)
                 if kept is not None:
                     kept.write_parquet(temp, **PARQUET_IN_MEMORY)
@@ -272,7 +273,7 @@ def transform(source: Table, target: Path, report: Report, *, hold: bool = False
 
     memory, table = _data_frames.in_memory(source.path, source.csv), None
     with reading(source):
-        values, kinds, seen = _values(source)
+        values, kinds, seen = _values(source, memory)
         schema = _public(values)
         names = dict(zip(schema, unique_names(list(schema), snake), strict=True))
         report(f"typing the columns of {source.rel}")
@@ -332,7 +333,7 @@ def analyze(source: Table, target: Path, report: Report) -> dict[str, Any]:
 
     memory = _data_frames.in_memory(source.path, source.csv)
     with reading(source):
-        values, kinds, seen = _values(source)
+        values, kinds, seen = _values(source, memory)
         schema = _public(values)
         report(f"analyzing {len(schema)} columns of {source.rel}")
         for attempt in range(2):
@@ -347,8 +348,16 @@ def analyze(source: Table, target: Path, report: Report) -> dict[str, Any]:
             origin = origins(typed, column, dtypes)
             stats = typed.select(*statistics(column, dtypes, origin), *seen)
             if whole is not None:
-                found = pl.collect_all([stats, _misfits(typed, converted)])
-                distinct = [whole[v].drop_nulls().n_unique() for v in column.values()]
+                # In one select, the columns are counted in parallel, not one after another.
+                uniques = typed.select(
+                    pl.col(v).drop_nulls().n_unique().alias(str(i))
+                    for i, v in enumerate(column.values())
+                )
+                # The in-memory engine: the streaming one adds a column's parts in the order
+                # its threads finish, so a mean could differ in its last digit run to run.
+                queries = [stats, _misfits(typed, converted), uniques]
+                found = pl.collect_all(queries, engine="in-memory")
+                distinct = list(found[2].row(0))
             else:
                 # A streaming group-by per column counts distinct values in memory that
                 # grows with the number of distinct values, not of rows (n_unique() holds
@@ -385,14 +394,14 @@ def analyze(source: Table, target: Path, report: Report) -> dict[str, Any]:
     return summary | read_report(source, _seen(row, source, kinds))
 
 
-def _values(source: Table) -> tuple[pl.LazyFrame, dict[str, str], list[pl.Expr]]:
+def _values(source: Table, whole: bool) -> tuple[pl.LazyFrame, dict[str, str], list[pl.Expr]]:
     """The table with text trimmed and empty text (or a null marker) null, the guessed kind
     of each text column, and the aggregates that find the markers seen (over private
     columns: each trimmed text, and whether each value is a marker). Tables this chain
     wrote are trimmed already (clean and transform trim) and have no markers left."""
     import polars as pl
 
-    frame = scan(source)
+    frame = scan(source, whole)
     text = [c for c, dtype in frame.collect_schema().items() if dtype == pl.String]
     markers = source.null_values if source.csv else ()
     seen: list[pl.Expr] = []
@@ -414,7 +423,7 @@ def _values(source: Table) -> tuple[pl.LazyFrame, dict[str, str], list[pl.Expr]]
     if not text:
         return frame, {}, seen
     sample = frame.select(text).head(SAMPLE_ROWS).collect()
-    return frame, {c: infer(sample[c]) for c in text}, seen
+    return frame, infer_columns(sample), seen
 
 
 def _seen(row: dict[str, Any], source: Table, kinds: dict[str, str]) -> dict[str, list[str]]:
@@ -454,4 +463,5 @@ def _broken(misfits: pl.DataFrame, converted: dict[str, str]) -> list[str]:
 
 
 def _infer_all(values: pl.LazyFrame, columns: list[str]) -> dict[str, str]:
-    return {c: infer(values.select(c).collect(engine="streaming")[c]) for c in columns}
+    # One column at a time: a table that streams may not fit in memory whole.
+    return {c: infer_columns(values.select(c).collect(engine="streaming"))[c] for c in columns}
