@@ -18,7 +18,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from common import CLI, HERE, PY, ROOT, Row, base_env, log, paired
+from common import CLI, HERE, PY, Row, base_env, log, paired
 from sides import Context
 
 TIME_TARGET = 1.5  # taskchain <= 1.5x polars' time
@@ -26,13 +26,12 @@ MB = 1024 * 1024
 
 
 def csv_file(ctx: Context, rows: int) -> Path:
-    """The benchmark CSV (examples/benchmark_data_chain.py's generator), cached if asked."""
+    """The benchmark CSV (data_csv.py), cached if asked."""
     folder = ctx.cache or ctx.scratch
     path = folder / f"sales-{rows}.csv"
     if not path.exists():
         log(f"writing {rows:,} CSV rows to {path} ...")
-        sys.path.insert(0, str(ROOT / "examples"))
-        from benchmark_data_chain import generate
+        from data_csv import generate
 
         generate(path, rows)
     return path
