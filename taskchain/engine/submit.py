@@ -17,6 +17,8 @@ from taskchain.errors import BrokerUnavailable, InvalidInput
 from taskchain.settings import get_settings
 from taskchain.store import ChainRecord, StepRecord, queries, session
 from taskchain.store.db import transaction
+from taskchain.store.models import utcnow
+from taskchain.store.queries import Row
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -40,14 +42,14 @@ def prepare(
 ) -> tuple[ChainRecord, list[StepRecord]]:
     """Validated records for a new chain (not yet stored); InvalidInput for any bad input."""
     chain, steps = _prepare(type_name, raw_config, description=description, chain_id=chain_id)
-    return chain, [StepRecord(**step) for step in steps]
+    return ChainRecord(**chain), [StepRecord(**step) for step in steps]
 
 
 def _prepare(
     type_name: str, raw_config: Mapping[str, Any], *, description: str, chain_id: str | None
-) -> tuple[ChainRecord, list[dict[str, Any]]]:
-    """`prepare`, with the steps as plain rows: a thousand-step chain is a thousand rows,
-    and building a validated model object for each would cost more than inserting it."""
+) -> tuple[Row, list[Row]]:
+    """`prepare`, as plain rows: building a validated model object for the chain and each of
+    its steps would cost more than inserting them (submit is a hot path)."""
     chain_type = get_type(type_name)
     config = chain_type.parse(raw_config)
     workspace = get_settings().workspace
@@ -60,25 +62,26 @@ def _prepare(
             f"--id {chain_id!r}: use 1-64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
         )
-    chain = ChainRecord(
-        id=chain_id or new_id(),
+    chain = queries.chain_row(
+        chain_id=chain_id or new_id(),
         type=type_name,
         description=description,
         config=config.model_dump(mode="json"),
         step_count=len(plan),
+        created_at=utcnow(),
         # What the chain was validated against: a worker elsewhere must see the same folder.
         workspace=str(workspace.resolve()),
         submit_host=socket.gethostname(),
     )
     steps = [
         queries.step_row(
-            chain_id=chain.id,
+            chain_id=chain["id"],
             index=i,
             name=step.name,
             queue=chain_type.queue,
             params=step.params,
             task_id=str(uuid.uuid4()),
-            dispatched_at=chain.created_at if i == 0 else None,
+            dispatched_at=chain["created_at"] if i == 0 else None,
         )
         for i, step in enumerate(plan)
     ]
@@ -130,7 +133,7 @@ def submit_many(requests: Sequence[Request]) -> list[Submitted]:
     if given:
         with transaction() as conn:
             existing = queries.existing_ids(conn, given)
-    prepared: dict[int, tuple[ChainRecord, list[dict[str, Any]]]] = {}
+    prepared: dict[int, tuple[Row, list[Row]]] = {}
     for n, request in enumerate(requests):
         if request.chain_id in existing:
             continue
@@ -144,16 +147,16 @@ def submit_many(requests: Sequence[Request]) -> list[Submitted]:
     embedded = get_settings().embedded
     if embedded:  # this process runs them: say so, so that its death can be seen (owner.py)
         for chain, _ in prepared.values():
-            chain.runner, chain.runner_lease_expires_at = owner.token(), owner.lease_until()
+            chain["runner"], chain["runner_lease_expires_at"] = owner.token(), owner.lease_until()
     with transaction(write=True) as conn:
         # Look again under the write lock: a twin submit may have recorded some meanwhile.
         raced = queries.existing_ids(conn, given) - existing if given else set()
-        new = {n: cs for n, cs in prepared.items() if cs[0].id not in raced}
-        queries.insert_chains(conn, [(chain.model_dump(), steps) for chain, steps in new.values()])
+        new = {n: cs for n, cs in prepared.items() if cs[0]["id"] not in raced}
+        queries.insert_chains(conn, list(new.values()))
     if embedded and new:
         owner.hold()
     firsts = [
-        (chain.id, 0, steps[0]["queue"], steps[0]["task_id"], shadow_name(chain.type, steps))
+        (chain["id"], 0, steps[0]["queue"], steps[0]["task_id"], shadow_name(chain["type"], steps))
         for chain, steps in new.values()
     ]
     queued: list[str] = []
@@ -177,7 +180,7 @@ def submit_many(requests: Sequence[Request]) -> list[Submitted]:
             raise PartlyQueued(exc, queued, len(firsts)) from exc
         raise
     return [
-        Submitted(new[n][0].id, created=True) if n in new else Submitted(r.chain_id or "", False)
+        Submitted(new[n][0]["id"], created=True) if n in new else Submitted(r.chain_id or "", False)
         for n, r in enumerate(requests)
     ]
 

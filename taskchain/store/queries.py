@@ -69,13 +69,43 @@ def insert_chain(*, session: Session, chain: ChainRecord, steps: Sequence[StepRe
 Row = dict[str, Any]
 
 
+# Built once: SQLAlchemy then finds each compiled form by the statement's cache key.
+_INSERT_CHAIN = insert(_CHAIN)
+_INSERT_STEP = insert(_STEP)
+
+
 def insert_chains(conn: Connection, chains: Sequence[tuple[Row, Sequence[Row]]]) -> None:
     """Record chains and their steps, given as rows (every column): one INSERT for the
     chains, one for all their steps (Core, no ORM unit of work: submit is a hot path)."""
     if not chains:
         return
-    conn.execute(insert(_CHAIN), [chain for chain, _ in chains])
-    conn.execute(insert(_STEP), [step for _, steps in chains for step in steps])
+    conn.execute(_INSERT_CHAIN, [chain for chain, _ in chains])
+    conn.execute(_INSERT_STEP, [step for _, steps in chains for step in steps])
+
+
+def chain_row(
+    *,
+    chain_id: str,
+    type: str,
+    description: str,
+    config: dict[str, Any],
+    step_count: int,
+    created_at: datetime,
+    workspace: str,
+    submit_host: str,
+    runner: str | None = None,
+    runner_lease_expires_at: datetime | None = None,
+) -> Row:
+    """A new chain's row, every column given, as `ChainRecord(...).model_dump()` would give
+    it without building the model (which costs more than the INSERT)."""
+    return {
+        "id": chain_id, "type": type, "description": description, "status": Status.PENDING,
+        "config": config, "created_at": created_at, "started_at": None, "finished_at": None,
+        "result": None, "error": None, "step_count": step_count, "cancel_requested": False,
+        "attempt": 1, "runner": runner, "runner_lease_expires_at": runner_lease_expires_at,
+        "workspace": workspace, "submit_host": submit_host, "workflow_id": None, "job": None,
+        "duration_us": None,
+    }  # fmt: skip
 
 
 def step_row(
