@@ -12,7 +12,7 @@ from typing import Any
 
 from celery import Celery
 from celery.app.amqp import AMQP
-from kombu import Exchange, Queue
+from kombu import Connection, Exchange, Queue
 
 from taskchain.engine.queues import queue_name, queue_names
 from taskchain.settings import Settings, get_settings
@@ -116,6 +116,20 @@ def get_app() -> Celery:
         return _app
 
 
+class _Connection(Connection):
+    """kombu's connection, on taskchain's Redis transport where kombu would use its own (one
+    client per channel, not one per command: see redis_transport.py). URLs, settings and
+    what Celery prints stay kombu's."""
+
+    def get_transport_cls(self) -> Any:
+        found = super().get_transport_cls()
+        if (found.__module__, found.__name__) == ("kombu.transport.redis", "Transport"):
+            from taskchain.engine import redis_transport
+
+            return redis_transport.Transport
+        return found
+
+
 class _AMQP(AMQP):
     """Celery's messaging, with the task-sent event named like the rest of a step's events.
 
@@ -123,6 +137,8 @@ class _AMQP(AMQP):
     shadow (`math_chain.add`); an event monitor (Flower) that receives the sent event last,
     as it often does for a step sent by another process, would show the bare task name.
     """
+
+    Connection = _Connection
 
     def as_task_v2(self, task_id: str, name: str, *args: Any, **kwargs: Any) -> Any:
         message = super().as_task_v2(task_id, name, *args, **kwargs)
