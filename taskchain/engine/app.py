@@ -12,12 +12,17 @@ from typing import Any
 
 from celery import Celery
 from celery.app.amqp import AMQP
-from kombu import Connection, Exchange, Queue
+from kombu import Exchange, Queue
+from kombu.connection import resolve_aliases
 
 from taskchain.engine.queues import queue_name, queue_names
 from taskchain.settings import Settings, get_settings
 
 STEP_TASK = "taskchain.run_step"
+#: kombu's Redis transport with one Redis client per channel (see redis_transport.py); the
+#: alias keeps its connections' URLs `redis://...` wherever Celery prints them.
+REDIS_TRANSPORT = "taskchain.engine.redis_transport:Transport"
+resolve_aliases.setdefault(REDIS_TRANSPORT, "redis")
 
 _app: Celery | None = None
 _app_key: tuple[str, str | None, int, float, str] | None = None
@@ -77,6 +82,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         },
         "worker_cancel_long_running_tasks_on_connection_loss": False,
     }
+    if settings.effective_broker.startswith("redis://"):  # not rediss://: kombu reads TLS
+        config["broker_transport"] = REDIS_TRANSPORT  # defaults from the transport's name
     if not settings.embedded:
         # Task events, so that Flower and `celery events` see every step from the moment it
         # is queued (the worker's own switch is `taskchain worker --no-events`). Embedded,
@@ -116,20 +123,6 @@ def get_app() -> Celery:
         return _app
 
 
-class _Connection(Connection):
-    """kombu's connection, on taskchain's Redis transport where kombu would use its own (one
-    client per channel, not one per command: see redis_transport.py). URLs, settings and
-    what Celery prints stay kombu's."""
-
-    def get_transport_cls(self) -> Any:
-        found = super().get_transport_cls()
-        if (found.__module__, found.__name__) == ("kombu.transport.redis", "Transport"):
-            from taskchain.engine import redis_transport
-
-            return redis_transport.Transport
-        return found
-
-
 class _AMQP(AMQP):
     """Celery's messaging, with the task-sent event named like the rest of a step's events.
 
@@ -137,8 +130,6 @@ class _AMQP(AMQP):
     shadow (`math_chain.add`); an event monitor (Flower) that receives the sent event last,
     as it often does for a step sent by another process, would show the bare task name.
     """
-
-    Connection = _Connection
 
     def as_task_v2(self, task_id: str, name: str, *args: Any, **kwargs: Any) -> Any:
         message = super().as_task_v2(task_id, name, *args, **kwargs)

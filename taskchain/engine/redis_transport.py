@@ -10,8 +10,8 @@ connection from the pool and gives it back), so one per channel serves every com
 any thread; when the channel replaces its pool (after a fork, a reconnect), a new client
 is built around the new one.
 
-The app's connections use it wherever kombu would use its Redis transport (see
-`app._Connection`); every other behaviour is kombu's.
+The app uses it for `redis://` brokers (`app.REDIS_TRANSPORT`); every other behaviour is
+kombu's.
 """
 
 from __future__ import annotations
