@@ -13,11 +13,16 @@ from typing import Any
 from celery import Celery
 from celery.app.amqp import AMQP
 from kombu import Exchange, Queue
+from kombu.connection import resolve_aliases
 
 from taskchain.engine.queues import queue_name, queue_names
 from taskchain.settings import Settings, get_settings
 
 STEP_TASK = "taskchain.run_step"
+#: kombu's Redis transport with one Redis client per channel (see redis_transport.py); the
+#: alias keeps its connections' URLs `redis://...` wherever Celery prints them.
+REDIS_TRANSPORT = "taskchain.engine.redis_transport:Transport"
+resolve_aliases.setdefault(REDIS_TRANSPORT, "redis")
 
 _app: Celery | None = None
 _app_key: tuple[str, str | None, int, float, str] | None = None
@@ -77,6 +82,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         },
         "worker_cancel_long_running_tasks_on_connection_loss": False,
     }
+    if settings.effective_broker.startswith("redis://"):  # not rediss://: kombu reads TLS
+        config["broker_transport"] = REDIS_TRANSPORT  # defaults from the transport's name
     if not settings.embedded:
         # Task events, so that Flower and `celery events` see every step from the moment it
         # is queued (the worker's own switch is `taskchain worker --no-events`). Embedded,

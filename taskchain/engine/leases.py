@@ -1,10 +1,12 @@
 """The leases on running steps this process holds, renewed by one thread per process.
 
 A step registers its lease while it computes (`held`) and unregisters when it returns:
-two dictionary operations, no thread started or joined per step. The thread sleeps until
-the oldest registered lease has run a third of its length, then renews, in one UPDATE,
-every lease that has. A step that takes a millisecond is never renewed at all; a long one
-is renewed every third of a lease, so two missed beats (a busy store) still leave it held.
+two dictionary operations, no thread started, joined or woken per step. The thread sleeps
+until the oldest registered lease has run a third of its length, then renews, in one UPDATE,
+every lease that has; idle, it sleeps as long as a lease taken now would need, so a new
+lease wakes it only if due before that (a shorter lease setting). A step that takes a
+millisecond is never renewed at all; a long one is renewed every third of a lease, so two
+missed beats (a busy store) still leave it held.
 (`owner.py` keeps the same pattern for the leases of chains an embedded process runs.)
 No Celery in here.
 """
@@ -12,6 +14,7 @@ No Celery in here.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -39,6 +42,7 @@ class _Lease:
 _lock = threading.Lock()
 _held: dict[str, _Lease] = {}  # by the claim's token, unique to one execution of a step
 _wake = threading.Event()
+_wake_at = math.inf  # time.monotonic() when the thread wakes next by itself (under _lock)
 _thread: tuple[int, threading.Thread] | None = None  # (pid, thread): a forked child starts its own
 
 
@@ -48,11 +52,11 @@ def held(chain_id: str, index: int, token: str) -> Iterator[None]:
     seconds = get_settings().step_lease
     lease = _Lease(chain_id, index, seconds, time.monotonic() + seconds / 3)
     with _lock:
-        was_idle = not _held
         _held[token] = lease
         _ensure_thread()
-    if was_idle:
-        _wake.set()  # the thread sleeps without a deadline while nothing is held
+        early = lease.renew_at < _wake_at
+    if early:
+        _wake.set()  # the thread would sleep past this lease's renewal
     try:
         yield
     finally:
@@ -76,10 +80,14 @@ def _ensure_thread() -> None:
 
 
 def _run() -> None:
+    global _wake_at
     while True:
+        # Idle, it wakes when a lease taken now would be due: a step that starts before then
+        # need not wake it (one that does, under a shorter lease setting, wakes it itself).
+        idle = time.monotonic() + get_settings().step_lease / 3
         with _lock:
-            first = min((lease.renew_at for lease in _held.values()), default=None)
-        _wake.wait(None if first is None else max(0.0, first - time.monotonic()))
+            _wake_at = min((lease.renew_at for lease in _held.values()), default=idle)
+        _wake.wait(max(0.0, _wake_at - time.monotonic()))
         _wake.clear()
         now = time.monotonic()
         with _lock:

@@ -99,8 +99,12 @@ def execute_step(chain_id: str, index: int, *, worker: str) -> Outcome:
     return outcome.index if isinstance(outcome, Next) else outcome
 
 
-def run_step(chain_id: str, index: int, *, worker: str) -> Step:
-    """Run step `index` once; return what to do next (see `Step`).
+def run_step(
+    chain_id: str, index: int, *, worker: str, send: Callable[[Next], None] | None = None
+) -> Step:
+    """Run step `index` once; return what to do next (see `Step`). With `send`, a next step
+    is sent through it before the step's completion is announced (`events.publish`), so the
+    chain goes on first; the Next returned has then been sent.
 
     Safe to call again for the same step (a redelivered message): a finished step is not run
     again, and a finished step that was not followed yet is followed now.
@@ -152,13 +156,22 @@ def run_step(chain_id: str, index: int, *, worker: str) -> Step:
             )
 
     recorded = with_store_retry(record)
-    events.publish(chain_id, f"{index}:{events.END if last else 'COMPLETED'}")
-    if recorded is not None and last:
-        return Ended(job=claimed.workflow_id is not None)
+    done = f"{index}:{events.END if last else 'COMPLETED'}"
     if recorded is None or recorded.next is None:
+        events.publish(chain_id, done)
+        if recorded is not None and last:
+            return Ended(job=claimed.workflow_id is not None)
         return None
     queue, task_id, name = recorded.next
-    return Next(index + 1, queue, task_id, step_task_name(claimed.type, name))
+    following = Next(index + 1, queue, task_id, step_task_name(claimed.type, name))
+    if send is None:
+        events.publish(chain_id, done)
+        return following
+    try:
+        send(following)
+    finally:
+        events.publish(chain_id, done)
+    return following
 
 
 _workspaces: dict[Path, str] = {}

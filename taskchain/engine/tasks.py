@@ -30,8 +30,19 @@ def register(app: Celery) -> None:
     def run_step(self: Task, chain_id: str, index: int) -> None:
         from taskchain.engine import dispatch, runner, workflow
 
+        sent: list[int] = []
+
+        def send(step: runner.Next) -> None:  # as recorded: sent without reading it again
+            dispatch.publish(
+                self.app, chain_id=chain_id, index=step.index, queue=step.queue,
+                task_id=step.task_id, shadow=step.shadow,
+            )  # fmt: skip
+            sent.append(step.index)
+
         try:
-            outcome = runner.run_step(chain_id, index, worker=self.request.hostname or "")
+            outcome = runner.run_step(
+                chain_id, index, worker=self.request.hostname or "", send=send
+            )
         except StoreUnavailable as exc:
             # The store is the record: wait for it rather than lose the step.
             raise self.retry(
@@ -45,11 +56,8 @@ def register(app: Celery) -> None:
             workflow.after_step(chain_id, app=self.app)
         if isinstance(outcome, runner.Failed):
             raise StepFailed(outcome.reason)
-        if isinstance(outcome, runner.Next):  # as recorded: sent without reading it again
-            dispatch.publish(
-                self.app, chain_id=chain_id, index=outcome.index, queue=outcome.queue,
-                task_id=outcome.task_id, shadow=outcome.shadow,
-            )  # fmt: skip
+        if isinstance(outcome, runner.Next) and not sent:
+            send(outcome)  # a finished step's follow-on (a redelivered message), not sent yet
 
 
 def _may_end_a_job(outcome: Any) -> bool:

@@ -49,6 +49,25 @@ def test_short_steps_start_no_thread_each(monkeypatch: pytest.MonkeyPatch) -> No
         assert queries.get_chain(session=s, chain_id=chain_id).chain.result == 31
 
 
+def test_short_steps_do_not_wake_the_lease_thread_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    chain_id = record([1] * 31)
+    runner.execute_step(chain_id, 0, worker="t")  # the thread runs, its next wake planned
+    wakes: list[int] = []
+    wake = leases._wake.set
+
+    def counting_set() -> None:
+        wakes.append(1)
+        wake()
+
+    monkeypatch.setattr(leases._wake, "set", counting_set)
+    index: int | None = 1
+    while index is not None:
+        index = runner.execute_step(chain_id, index, worker="t")
+    # Each new lease is due after the one the thread already sleeps until: no wake-up.
+    assert len(wakes) <= 1
+    assert leases.holding() == 0
+
+
 def test_a_long_step_has_its_lease_renewed_and_a_finished_one_not(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
