@@ -85,6 +85,12 @@ def get(ref: str) -> ChainView:
         return queries.get_chain(session=s, chain_id=chain_id)
 
 
+def get_chain(chain_id: str) -> ChainView:
+    """The chain of a full id (as `resolve_any` gives it), with its steps."""
+    with session() as s:
+        return queries.get_chain(session=s, chain_id=chain_id)
+
+
 def list_chains(
     *,
     statuses: Sequence[str] = (),
