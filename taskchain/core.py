@@ -8,14 +8,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskchain.errors import InvalidInput, TaskchainError
-from taskchain.store import ChainRecord, Status, queries, session
+from taskchain.store import queries, tables
+from taskchain.store.db import session
 from taskchain.store.queries import ChainView, Stats, runner_label
-from taskchain.store.workflow_model import WorkflowRecord
-from taskchain.store.workflows import WorkflowView
+from taskchain.store.tables import Status
 from taskchain.timeparse import iso
+
+if TYPE_CHECKING:
+    from taskchain.store.models import ChainRecord
+    from taskchain.store.workflow_model import WorkflowRecord
+    from taskchain.store.workflows import WorkflowView
 
 
 class Orphaned(TaskchainError):
@@ -81,6 +86,12 @@ def get(ref: str) -> ChainView:
         return queries.get_chain(session=s, chain_id=chain_id)
 
 
+def get_chain(chain_id: str) -> ChainView:
+    """The chain of a full id (as `resolve_any` gives it), with its steps."""
+    with session() as s:
+        return queries.get_chain(session=s, chain_id=chain_id)
+
+
 def list_chains(
     *,
     statuses: Sequence[str] = (),
@@ -109,10 +120,8 @@ def stats() -> Stats:
 
 def workflow_stats() -> dict[str, int]:
     """Workflows per status (their jobs are counted among the chains by `stats`)."""
-    from taskchain.store import workflows as wfstore
-
     with session() as s:
-        return wfstore.count_by_status(session=s)
+        return queries.workflow_counts(session=s)
 
 
 def parse_status(text: str) -> Status:
@@ -206,8 +215,10 @@ def delete(doomed: Doomed) -> Doomed:
 
 
 def _workspace(s: Any, chain_id: str) -> str | None:
-    chain = s.get(ChainRecord, chain_id)
-    return chain.workspace if chain is not None else None
+    from sqlalchemy import select
+
+    c = tables.chain.c
+    return s.execute(select(c.workspace).where(c.id == chain_id)).scalar()
 
 
 def _remove_chain_files(chain_id: str, workspace: str | None) -> None:
@@ -237,11 +248,10 @@ def exit_code(status: Status) -> int:
 def resolve_any(ref: str) -> tuple[str, str]:
     """("chain" | "workflow", full id) for an id or unique prefix of either."""
     from taskchain.errors import AmbiguousId, ChainNotFound
-    from taskchain.store import workflows as wfstore
 
     ref = _ref(ref)
     with session() as s:
-        flows = wfstore.matching_ids(session=s, ref=ref)
+        flows = queries.matching_ids(session=s, table=tables.workflow, ref=ref)
         if flows == [ref]:
             return "workflow", ref
         try:

@@ -30,7 +30,7 @@ def status(chain_ref: IdArg, json: JsonFlag = False) -> None:
         from taskchain.cli import workflow_view
 
         raise typer.Exit(workflow_view.show_status(found, json=json))
-    view = core.get(found)
+    view = core.get_chain(found)
     if json:
         output.emit_json(output.chain_json(view))
     else:
@@ -56,8 +56,8 @@ def result(
     Example: taskchain result 3f2a --wait --timeout 90s --json | jq .result
     """
     from taskchain import core
-    from taskchain.store.models import Status
     from taskchain.store.queries import is_orphaned
+    from taskchain.store.tables import Status
 
     limit = parse_duration(timeout, option="--timeout") if timeout is not None else None
     kind, found = core.resolve_any(chain_ref)
@@ -65,14 +65,14 @@ def result(
         from taskchain.cli import workflow_view
 
         raise typer.Exit(workflow_view.show_result(found, json=json, wait=wait, timeout=limit))
-    view = core.get(found)
+    view = core.get_chain(found)
     if wait and not view.chain.status.finished and not is_orphaned(view.chain):
         from taskchain.cli.follow import wait_for
 
         try:
             view = wait_for(view.chain.id, timeout=limit)  # live view on stderr if a terminal
         except core.Orphaned:  # its runner died on the way: answer as without --wait
-            view = core.get(view.chain.id)
+            view = core.get_chain(view.chain.id)
     chain = view.chain
     orphaned = is_orphaned(chain)
     if orphaned:  # it will not finish on its own: say why, with --json too

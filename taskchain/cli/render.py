@@ -10,7 +10,7 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Group
@@ -18,9 +18,12 @@ from rich.table import Table
 from rich.text import Text
 
 from taskchain.core import orphan_detail
-from taskchain.store.models import ChainRecord, Status, StepRecord
 from taskchain.store.queries import ChainView, Stats, is_orphaned
+from taskchain.store.tables import Status
 from taskchain.timeparse import iso
+
+if TYPE_CHECKING:  # what the read commands draw are rows that read like these (ChainView)
+    from taskchain.store.models import ChainRecord, StepRecord
 
 STYLES = {
     Status.PENDING: "dim",

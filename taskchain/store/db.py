@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from taskchain.errors import InvalidInput, StoreUnavailable
 from taskchain.settings import get_settings, mask_url
-from taskchain.store import models, schema  # noqa: F401  (models registers the tables)
+from taskchain.store import schema
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()

@@ -1,149 +1,98 @@
-"""The store's tables: one row per chain, one per step."""
+"""The store's rows as SQLModel classes, for the code that writes: one per chain, one per step.
+
+The columns themselves are defined once, in `tables.py`; each field here maps onto its column
+(`sa_column`) and says what pydantic checks and what a new object starts with.
+"""
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
-from enum import StrEnum
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Text, TypeDecorator
 from sqlmodel import Field, SQLModel
 
-
-class Status(StrEnum):
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-    SKIPPED = "SKIPPED"
-
-    @property
-    def finished(self) -> bool:
-        return self in FINISHED
-
-
-FINISHED = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.SKIPPED})
-CHAIN_STATUSES = (Status.PENDING, Status.RUNNING, Status.COMPLETED, Status.FAILED, Status.CANCELLED)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC on every backend (SQLite forgets the zone; we put it back)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("naive datetime given to the store")
-        return value.astimezone(UTC) if value is not None else None
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+from taskchain.store.tables import (
+    CHAIN_STATUSES as CHAIN_STATUSES,
+)
+from taskchain.store.tables import (
+    CHAIN_TALLY as CHAIN_TALLY,
+)
+from taskchain.store.tables import (
+    DURATION_HIST as DURATION_HIST,
+)
+from taskchain.store.tables import (
+    FINISHED as FINISHED,
+)
+from taskchain.store.tables import (
+    JsonText as JsonText,
+)
+from taskchain.store.tables import (
+    Status as Status,
+)
+from taskchain.store.tables import (
+    UTCDateTime as UTCDateTime,
+)
+from taskchain.store.tables import (
+    chain,
+    step,
+)
+from taskchain.store.tables import (
+    utcnow as utcnow,
+)
 
 
-class JsonText(TypeDecorator[Any]):
-    """A JSON value kept as the exact text `json.dumps` wrote, in a TEXT column.
-
-    Not SQLAlchemy's `JSON`: SQLite gives a column declared JSON NUMERIC affinity, which turns
-    a bare number such as 10**100 into the REAL 1e+100. Not PostgreSQL's JSONB either: it
-    rewrites numbers (1e308 comes back as a 309-digit integer, -0.0 as 0.0) and key order.
-    TEXT keeps integers of any size (up to Python's 4,300-digit str limit), float reprs,
-    strings that look like numbers and key order as they were. Escaping non-ASCII keeps lone
-    surrogates storable. SQL NULL stands for None.
-    """
-
-    impl = Text
-    cache_ok = True
-
-    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
-        return None if value is None else json.dumps(value, separators=(",", ":"))
-
-    def process_result_value(self, value: Any, dialect: Any) -> Any:
-        return None if value is None else json.loads(value)
-
-
-def _time(**kw: Any) -> Any:
-    return Field(default=None, sa_type=UTCDateTime, **kw)
-
-
-def _json() -> Any:
-    return Field(default=None, sa_column=Column(JsonText, nullable=True))
+def column(table: Any, name: str, default: Any = None, **kw: Any) -> Any:
+    """The field of `table`'s column `name` (a `default_factory` in `kw` replaces `default`)."""
+    if "default_factory" in kw:
+        return Field(sa_column=table.c[name], **kw)
+    return Field(default=default, sa_column=table.c[name], **kw)
 
 
 class ChainRecord(SQLModel, table=True):
-    __tablename__ = "chain"
-    __table_args__ = (
-        Index("ix_chain_created", "created_at"),
-        Index("ix_chain_status_created", "status", "created_at"),
-        Index("ix_chain_type_created", "type", "created_at"),
-        # Revision 0005: stats' run times (min, max, the p50/p95 walk) and orphans.
-        Index("ix_chain_duration", "duration_us"),
-        Index("ix_chain_status_lease", "status", "runner_lease_expires_at"),
-    )
+    __table__ = chain
 
-    id: str = Field(primary_key=True, max_length=64)
-    type: str = Field(max_length=64)
-    description: str = Field(default="")
-    status: Status = Field(default=Status.PENDING, max_length=16)
-    config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JsonText, nullable=False))
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
-    started_at: datetime | None = _time()
-    finished_at: datetime | None = _time()
-    result: Any = _json()
-    error: str | None = None
-    step_count: int = 0
-    cancel_requested: bool = False
-    attempt: int = 1
-    # Added after the first release (schema revision 0003): nullable, old rows read None.
-    #: The embedded process running the chain (`host:pid:nonce`), None when workers run it.
-    runner: str | None = Field(default=None, max_length=255, nullable=True)
-    #: Until when that process is known alive; it renews this while it runs (see orphans).
-    runner_lease_expires_at: datetime | None = _time()
-    #: The resolved workspace the chain was validated against, and the host that submitted it.
-    workspace: str | None = Field(default=None, nullable=True)
-    submit_host: str | None = Field(default=None, max_length=255, nullable=True)
-    # Revision 0004: a workflow's job is a chain; both None for a plain chain.
-    workflow_id: str | None = Field(default=None, max_length=64, nullable=True, index=True)
-    job: str | None = Field(default=None, max_length=64, nullable=True)
-    #: Revision 0005: finished_at - started_at in microseconds, set by the store's triggers
-    #: (see tally.py) whenever those change; never written by taskchain's own statements.
-    duration_us: int | None = Field(default=None, sa_type=BigInteger, nullable=True)
+    id: str = column(chain, "id", ..., max_length=64)
+    type: str = column(chain, "type", ..., max_length=64)
+    description: str = column(chain, "description", "")
+    status: Status = column(chain, "status", Status.PENDING, max_length=16)
+    config: dict[str, Any] = column(chain, "config", default_factory=dict)
+    created_at: datetime = column(chain, "created_at", default_factory=utcnow)
+    started_at: datetime | None = column(chain, "started_at")
+    finished_at: datetime | None = column(chain, "finished_at")
+    result: Any = column(chain, "result")
+    error: str | None = column(chain, "error")
+    step_count: int = column(chain, "step_count", 0)
+    cancel_requested: bool = column(chain, "cancel_requested", False)
+    attempt: int = column(chain, "attempt", 1)
+    runner: str | None = column(chain, "runner", max_length=255)
+    runner_lease_expires_at: datetime | None = column(chain, "runner_lease_expires_at")
+    workspace: str | None = column(chain, "workspace")
+    submit_host: str | None = column(chain, "submit_host", max_length=255)
+    workflow_id: str | None = column(chain, "workflow_id", max_length=64)
+    job: str | None = column(chain, "job", max_length=64)
+    duration_us: int | None = column(chain, "duration_us")
 
 
 class StepRecord(SQLModel, table=True):
-    __tablename__ = "step"
+    __table__ = step
 
-    chain_id: str = Field(primary_key=True, foreign_key="chain.id", ondelete="CASCADE")
-    index: int = Field(primary_key=True)
-    name: str
-    queue: str = Field(max_length=64)
-    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JsonText, nullable=False))
-    status: Status = Field(default=Status.PENDING, max_length=16)
-    task_id: str = Field(max_length=64)
-    attempts: int = 0
-    started_at: datetime | None = _time()
-    finished_at: datetime | None = _time()
-    result: Any = _json()
-    error: str | None = None
-    progress: str | None = None
-    worker: str | None = None
-    lease_expires_at: datetime | None = _time()
-    #: When a message for this step was last sent; the recovery sweep re-sends lost ones.
-    dispatched_at: datetime | None = _time()
+    chain_id: str = column(step, "chain_id", ...)
+    index: int = column(step, "index", ...)
+    name: str = column(step, "name", ...)
+    queue: str = column(step, "queue", ..., max_length=64)
+    params: dict[str, Any] = column(step, "params", default_factory=dict)
+    status: Status = column(step, "status", Status.PENDING, max_length=16)
+    task_id: str = column(step, "task_id", ..., max_length=64)
+    attempts: int = column(step, "attempts", 0)
+    started_at: datetime | None = column(step, "started_at")
+    finished_at: datetime | None = column(step, "finished_at")
+    result: Any = column(step, "result")
+    error: str | None = column(step, "error")
+    progress: str | None = column(step, "progress")
+    worker: str | None = column(step, "worker")
+    lease_expires_at: datetime | None = column(step, "lease_expires_at")
+    dispatched_at: datetime | None = column(step, "dispatched_at")
 
-
-from taskchain.store import tally  # noqa: E402
-
-CHAIN_TALLY, DURATION_HIST = tally.tables(SQLModel.metadata)
-tally.on_create(SQLModel.metadata)
 
 # Registered with the tables above wherever the store is opened (its own module: see there).
 from taskchain.store.workflow_model import WorkflowRecord as WorkflowRecord  # noqa: E402

@@ -5,27 +5,33 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Table, delete, func, insert
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from taskchain.errors import AmbiguousId, ChainNotFound
-from taskchain.store import tally
-from taskchain.store.models import (
-    CHAIN_STATUSES,
-    CHAIN_TALLY,
-    DURATION_HIST,
-    ChainRecord,
-    Status,
-    StepRecord,
-    utcnow,
-)
+from taskchain.store import tables, tally
+from taskchain.store.tables import CHAIN_STATUSES, CHAIN_TALLY, DURATION_HIST, Status, utcnow
+
+if TYPE_CHECKING:
+    from taskchain.store.models import ChainRecord, StepRecord
+
+
+def __getattr__(name: str) -> Any:
+    # The SQLModel records, for the code that writes: built on first use, so that the read
+    # functions (which return rows of the tables, see ChainView) never build them.
+    if name in ("ChainRecord", "StepRecord"):
+        from taskchain.store import models
+
+        return getattr(models, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 LIVE = (Status.PENDING, Status.RUNNING)
-_CHAIN: Table = ChainRecord.__table__  # type: ignore[attr-defined]
-_STEP: Table = StepRecord.__table__  # type: ignore[attr-defined]
+_CHAIN: Table = tables.chain
+_STEP: Table = tables.step
 
 
 def is_orphaned(chain: ChainRecord, *, now: datetime | None = None) -> bool:
@@ -40,11 +46,8 @@ def is_orphaned(chain: ChainRecord, *, now: datetime | None = None) -> bool:
 
 
 def _orphaned_clause(now: datetime) -> Any:
-    return (
-        col(ChainRecord.status).in_(list(LIVE))
-        & col(ChainRecord.runner).is_not(None)
-        & (col(ChainRecord.runner_lease_expires_at) < now)
-    )
+    c = _CHAIN.c
+    return c.status.in_(list(LIVE)) & c.runner.is_not(None) & (c.runner_lease_expires_at < now)
 
 
 def runner_label(token: str) -> str:
@@ -55,7 +58,11 @@ def runner_label(token: str) -> str:
 
 @dataclass(frozen=True)
 class ChainView:
-    """A chain with its steps, as read in one transaction."""
+    """A chain with its steps, as read in one transaction.
+
+    `get_chain` fills it with rows of the `chain` and `step` tables (Core, no ORM objects:
+    cheaper to read, and never refreshed behind the reader's back). A row reads like the
+    record: the same attribute names and the same Python values, but read-only."""
 
     chain: ChainRecord
     steps: list[StepRecord]
@@ -137,16 +144,21 @@ def existing_ids(conn: Connection, chain_ids: Sequence[str]) -> set[str]:
 
 def resolve_id(*, session: Session, ref: str) -> str:
     """The full id of the one chain whose id is `ref` or starts with it."""
-    if session.get(ChainRecord, ref) is not None:
-        return ref
-    matches = session.exec(
-        select(ChainRecord.id).where(starts_with(col(ChainRecord.id), ref)).limit(6)
-    ).all()
+    matches = matching_ids(session=session, table=_CHAIN, ref=ref)
     if not matches:
         raise ChainNotFound(ref)
     if len(matches) > 1:
-        raise AmbiguousId(ref, list(matches))
+        raise AmbiguousId(ref, matches)
     return matches[0]
+
+
+def matching_ids(*, session: Session, table: Table, ref: str) -> list[str]:
+    """`[ref]` if `table` has a row with that id, else the ids starting with it (at most 6)."""
+    key = table.c.id
+    if session.execute(core_select(key).where(key == ref)).first() is not None:
+        return [ref]
+    query = core_select(key).where(starts_with(key, ref)).limit(6)
+    return list(session.execute(query).scalars().all())
 
 
 def starts_with(column: Any, prefix: str) -> Any:
@@ -162,16 +174,19 @@ def starts_with(column: Any, prefix: str) -> Any:
 
 
 def get_chain(*, session: Session, chain_id: str) -> ChainView:
-    chain = session.get(ChainRecord, chain_id)
+    chain = session.execute(core_select(_CHAIN).where(_CHAIN.c.id == chain_id)).first()
     if chain is None:
         raise ChainNotFound(chain_id)
-    steps = session.exec(
-        select(StepRecord).where(StepRecord.chain_id == chain_id).order_by(col(StepRecord.index))
+    steps = session.execute(
+        core_select(_STEP).where(_STEP.c.chain_id == chain_id).order_by(_STEP.c.index)
     ).all()
-    return ChainView(chain=chain, steps=list(steps))
+    # Rows, typed as the records they read like (see ChainView).
+    return ChainView(chain=cast("ChainRecord", chain), steps=cast("list[StepRecord]", steps))
 
 
 def get_step(*, session: Session, chain_id: str, index: int) -> StepRecord | None:
+    from taskchain.store.models import StepRecord
+
     return session.get(StepRecord, (chain_id, index))
 
 
@@ -185,21 +200,32 @@ def list_chains(
     limit: int | None = 20,
     offset: int = 0,
 ) -> list[ChainRecord]:
-    query = select(ChainRecord)
+    """The chains matching every filter given, newest first, as rows (see ChainView)."""
+    c = _CHAIN.c
+    query = core_select(_CHAIN)
     if statuses:
-        query = query.where(col(ChainRecord.status).in_(list(statuses)))
+        query = query.where(c.status.in_(list(statuses)))
     if types:
-        query = query.where(col(ChainRecord.type).in_(list(types)))
+        query = query.where(c.type.in_(list(types)))
     if since is not None:
-        query = query.where(ChainRecord.created_at >= since)
+        query = query.where(c.created_at >= since)
     if until is not None:
-        query = query.where(ChainRecord.created_at < until)
-    query = query.order_by(col(ChainRecord.created_at).desc(), col(ChainRecord.id).desc())
+        query = query.where(c.created_at < until)
+    query = query.order_by(c.created_at.desc(), c.id.desc())
     if offset:
         query = query.offset(offset)
     if limit is not None:
         query = query.limit(limit)
-    return list(session.exec(query).all())
+    return cast("list[ChainRecord]", session.execute(query).all())
+
+
+def workflow_counts(*, session: Session) -> dict[str, int]:
+    """Workflows per status, every workflow status present (0 when none): one grouped COUNT."""
+    counts = {s.value: 0 for s in CHAIN_STATUSES}
+    w = tables.workflow.c
+    for status, count in session.execute(core_select(w.status, func.count()).group_by(w.status)):
+        counts[Status(status).value] = counts.get(Status(status).value, 0) + int(count)
+    return counts
 
 
 @dataclass
@@ -239,9 +265,9 @@ def stats(*, session: Session) -> Stats:
     spots = _buckets(session, ranks) if timed else {}
     d = _CHAIN.c.duration_us
     extra = [
-        select(func.min(d)).scalar_subquery(),
-        select(func.max(d)).scalar_subquery(),
-        select(func.count())
+        core_select(func.min(d)).scalar_subquery(),
+        core_select(func.max(d)).scalar_subquery(),
+        core_select(func.count())
         .select_from(_CHAIN)
         .where(_orphaned_clause(utcnow()))
         .scalar_subquery(),
@@ -269,7 +295,7 @@ def _buckets(session: Session, ranks: dict[str, int]) -> dict[str, tuple[int | N
     among the values from that bound up."""
     h = DURATION_HIST.c
     rows = session.execute(
-        select(h.bucket, func.sum(h.chains))
+        core_select(h.bucket, func.sum(h.chains))
         .group_by(h.bucket)
         .having(func.sum(h.chains) != 0)
         .order_by(h.bucket)
@@ -286,7 +312,7 @@ def _buckets(session: Session, ranks: dict[str, int]) -> dict[str, tuple[int | N
 
 def _nth(lo: int | None, offset: int) -> Any:
     d = _CHAIN.c.duration_us
-    query = select(d).where(d.is_not(None) if lo is None else d >= lo)
+    query = core_select(d).where(d.is_not(None) if lo is None else d >= lo)
     return query.order_by(d).offset(offset).limit(1).scalar_subquery()
 
 
@@ -295,13 +321,13 @@ def _seconds(us: Any) -> float | None:
 
 
 def delete_chains(*, session: Session, chain_ids: Sequence[str]) -> int:
-    session.execute(delete(StepRecord).where(col(StepRecord.chain_id).in_(list(chain_ids))))
-    res = session.execute(delete(ChainRecord).where(col(ChainRecord.id).in_(list(chain_ids))))
+    session.execute(delete(_STEP).where(_STEP.c.chain_id.in_(list(chain_ids))))
+    res = session.execute(delete(_CHAIN).where(_CHAIN.c.id.in_(list(chain_ids))))
     return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def chain_status(*, session: Session, chain_id: str) -> Status | None:
-    status = session.exec(select(ChainRecord.status).where(ChainRecord.id == chain_id)).first()
+    status = session.execute(core_select(_CHAIN.c.status).where(_CHAIN.c.id == chain_id)).scalar()
     return Status(status) if status is not None else None
 
 
@@ -312,6 +338,8 @@ def stale_steps(
     line (its predecessor COMPLETED, or the first step) and sent before `pending_after`."""
     from sqlalchemy import and_, or_
     from sqlalchemy.orm import aliased
+
+    from taskchain.store.models import ChainRecord, StepRecord
 
     before = aliased(StepRecord)
     live = col(ChainRecord.status).in_([Status.PENDING, Status.RUNNING])

@@ -29,11 +29,10 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, Connection, Engine, MetaData, String, Table, inspect, text
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import SQLModel
 
 from taskchain.errors import Unavailable
 from taskchain.settings import mask_url
-from taskchain.store import models  # noqa: F401  (registers the tables)
+from taskchain.store import tables
 
 #: Every revision in `migrations/versions/`, oldest first (a test checks they agree).
 REVISIONS = ("0001", "0002", "0003", "0004", "0005")
@@ -112,7 +111,7 @@ def migrate(engine: Engine, url: str) -> tuple[str | None, str]:
             found = _read(conn)  # again, under the lock: another process may have done it
             _refuse_newer(found, url)
             if found.revision is None:
-                SQLModel.metadata.create_all(conn)
+                tables.metadata.create_all(conn)
                 _stamp(conn, HEAD)
                 return None, HEAD
             if not found.stamped:

@@ -37,8 +37,8 @@ def _changed(result: Any) -> bool:
 
 # The hot path (a step's claim and record) runs statements built once, here, with bound
 # parameters: SQLAlchemy then compiles each once per engine and reuses it on every step.
-STEP: Table = StepRecord.__table__  # type: ignore[attr-defined]
-CHAIN: Table = ChainRecord.__table__  # type: ignore[attr-defined]
+STEP: Table = StepRecord.__table__
+CHAIN: Table = ChainRecord.__table__
 _NOW = bindparam("p_now", type_=UTCDateTime())
 _LEASE = bindparam("p_lease_until", type_=UTCDateTime())
 _THIS_STEP = and_(STEP.c.chain_id == bindparam("p_chain_id"), STEP.c.index == bindparam("p_index"))

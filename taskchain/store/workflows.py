@@ -12,7 +12,7 @@ from sqlalchemy import delete as sql_delete
 from sqlmodel import Session, col, select
 
 from taskchain.errors import AmbiguousId
-from taskchain.store.models import CHAIN_STATUSES, ChainRecord, Status, StepRecord, utcnow
+from taskchain.store.models import ChainRecord, Status, StepRecord, utcnow
 from taskchain.store.workflow_model import WorkflowRecord
 
 
@@ -39,11 +39,9 @@ def job_state(chain: ChainRecord) -> str:
 
 def matching_ids(*, session: Session, ref: str) -> list[str]:
     """Workflow ids equal to `ref`, else starting with it (at most 6)."""
-    if session.get(WorkflowRecord, ref) is not None:
-        return [ref]
-    pattern = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    query = select(WorkflowRecord.id).where(col(WorkflowRecord.id).like(pattern, escape="\\"))
-    return list(session.exec(query.limit(6)).all())
+    from taskchain.store import queries, tables
+
+    return queries.matching_ids(session=session, table=tables.workflow, ref=ref)
 
 
 def resolve(*, session: Session, ref: str) -> str | None:
@@ -187,11 +185,9 @@ def _jobs_of(workflow_ids: list[str]) -> Any:
 
 def count_by_status(*, session: Session) -> dict[str, int]:
     """Workflows per status, every workflow status present (0 when none): one grouped COUNT."""
-    counts = {s.value: 0 for s in CHAIN_STATUSES}
-    query = select(WorkflowRecord.status, func.count()).group_by(col(WorkflowRecord.status))
-    for status, count in session.exec(query).all():
-        counts[Status(status).value] = counts.get(Status(status).value, 0) + int(count)
-    return counts
+    from taskchain.store import queries
+
+    return queries.workflow_counts(session=session)
 
 
 def is_orphaned(view: WorkflowView, *, now: datetime | None = None) -> bool:

@@ -128,7 +128,7 @@ def test_a_store_blip_while_watching_does_not_change_the_outcome(
     chain_id = submitted(runner, "1", "2")
     real = wait.read
     done = real(chain_id)
-    running = ChainView(ChainRecord(**{**done.chain.model_dump(), "status": Status.RUNNING}), [])
+    running = ChainView(ChainRecord(**{**done.chain._asdict(), "status": Status.RUNNING}), [])
     blip = StoreUnavailable("sqlite:///store.db", "database is locked")
     script: list[ChainView | Exception] = [running, blip, blip]
 
@@ -150,7 +150,7 @@ def test_a_store_blip_while_watching_every_chain(
 ) -> None:
     chain_id = submitted(runner, "1", "2")
     real, done = watch._poll_all, wait.read(chain_id)
-    running = ChainView(ChainRecord(**{**done.chain.model_dump(), "status": Status.RUNNING}), [])
+    running = ChainView(ChainRecord(**{**done.chain._asdict(), "status": Status.RUNNING}), [])
     blip = StoreUnavailable("sqlite:///store.db", "database is locked")
     script: list[ChainView | Exception] = [running, blip, blip]
 
