@@ -245,23 +245,22 @@ def captured(run: Any) -> list[tuple[str, Any]]:
     return seen
 
 
+#: What `stats`, `list --status FAILED --limit 20`, `list --since 1h` and `status PREFIX` ask.
+READ_QUERIES: dict[str, Any] = {
+    "stats": lambda s: queries.stats(session=s),
+    "list --status": lambda s: queries.list_chains(session=s, statuses=[Status.FAILED], limit=20),
+    "list --since": lambda s: queries.list_chains(session=s, since=utcnow() - timedelta(hours=1)),
+    "prefix": lambda s: queries.resolve_id(session=s, ref="bulk00012"),
+}
+
+
 # On SQLite only: PostgreSQL's plans depend on its statistics (the README shows them).
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_the_read_queries_use_their_indexes() -> None:
     with get_engine().begin() as conn:
         queries.insert_chains(conn, rows(random.Random(5), 50))
-    checks: dict[str, Any] = {
-        "stats": lambda s: queries.stats(session=s),
-        "list --status": lambda s: queries.list_chains(
-            session=s, statuses=[Status.FAILED], limit=20
-        ),
-        "list --since": lambda s: queries.list_chains(
-            session=s, since=utcnow() - timedelta(hours=1)
-        ),
-        "prefix": lambda s: queries.resolve_id(session=s, ref="bulk00012"),
-    }
     plans = {}
-    for name, run in checks.items():
+    for name, run in READ_QUERIES.items():
         plans[name] = [plan(sql, params) for sql, params in captured(run)]
     for name, found in plans.items():
         for text_ in found:
@@ -289,21 +288,11 @@ def test_the_read_queries_use_their_indexes() -> None:
 def test_an_index_serves_every_read_query_on_postgresql() -> None:
     with get_engine().begin() as conn:
         queries.insert_chains(conn, rows(random.Random(6), 50))
-    checks: dict[str, Any] = {
-        "stats": lambda s: queries.stats(session=s),
-        "list --status": lambda s: queries.list_chains(
-            session=s, statuses=[Status.FAILED], limit=20
-        ),
-        "list --since": lambda s: queries.list_chains(
-            session=s, since=utcnow() - timedelta(hours=1)
-        ),
-        "prefix": lambda s: queries.resolve_id(session=s, ref="bulk00012"),
-    }
     plans: dict[str, list[str]] = {}
     with get_engine().connect() as conn:
         assert conn.dialect.name == "postgresql"
         conn.exec_driver_sql("SET enable_seqscan = off")
-        for name, run in checks.items():
+        for name, run in READ_QUERIES.items():
             plans[name] = [
                 "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {sql}", params))
                 for sql, params in captured(run)
