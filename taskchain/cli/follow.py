@@ -61,7 +61,7 @@ class Lines:
         self.console.print(line, markup=False, highlight=False)
 
     def steps(self, view: ChainView) -> None:
-        from taskchain.cli import render
+        from taskchain.cli.lines import step_line
         from taskchain.store.models import Status
 
         for step in view.steps:
@@ -70,7 +70,7 @@ class Lines:
             state, where = (step.status, step.attempts, step.progress), (view.chain.id, step.index)
             if self.seen.get(where) != state:
                 self.seen[where] = state
-                self.print(render.step_line(view.chain, step))
+                self.print(step_line(view.chain, step))
 
 
 def _live_draw(console: Console) -> live.Draw[ChainView]:
@@ -124,14 +124,14 @@ def follow_chain(
     except KeyboardInterrupt:
         raise interrupted(chain_id, owner=owner) from None
     if show and not json_lines:
-        from taskchain.cli import render
+        from taskchain.cli.lines import summary_line
 
-        console().print(render.summary_line(final.chain), markup=False, highlight=False)
+        console().print(summary_line(final.chain), markup=False, highlight=False)
     elif not show and final.chain.status != Status.COMPLETED:
-        from taskchain.cli import render
+        from taskchain.cli.lines import failure_line
 
         # Quiet (`submit -q`): nothing but the id, unless the chain failed, which is an error.
-        output.error(render.failure_line(final.chain))
+        output.error(failure_line(final.chain))
     return core.exit_code(final.chain.status)
 
 

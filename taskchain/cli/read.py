@@ -80,9 +80,9 @@ def result(
     if json:
         output.emit_json(output.result_json(chain))
     elif chain.status == Status.COMPLETED:
-        from taskchain.cli import render
+        from taskchain.cli.lines import value_text
 
-        typer.echo(render.value_text(chain.result))
+        typer.echo(value_text(chain.result))
     elif chain.status.finished:
         output.say(f"chain {chain.id} {chain.status.value}: {chain.error or 'no result'}")
     elif not orphaned:

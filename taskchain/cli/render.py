@@ -1,4 +1,5 @@
-"""Pure renderers: a chain (or a list, or stats) in, a Rich renderable or a plain line out.
+"""Pure renderers: a chain (or a list, or stats) in, a Rich renderable out (plain lines:
+lines.py).
 
 Nothing here reads a clock, a terminal or the store: the live view's spinner frame, the time
 and the room available are arguments, so every frame can be tested at a fixed width.
@@ -6,8 +7,6 @@ and the room available are arguments, so every frame can be tested at a fixed wi
 
 from __future__ import annotations
 
-import json
-from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from taskchain.cli.lines import duration, result_summary, tally, value_text
 from taskchain.core import orphan_detail
 from taskchain.store.queries import ChainView, Stats, is_orphaned
 from taskchain.store.tables import Status
@@ -43,42 +43,6 @@ def status_text(status: Status, *, frame: int | None = None, ascii: bool = False
         glyphs = ASCII_SPINNER if ascii else SPINNER
         return Text(f"{glyphs[frame % len(glyphs)]} {status.value}", style=STYLES[status])
     return Text(status.value, style=STYLES.get(status, ""))
-
-
-def value_text(value: Any) -> str:
-    """A result as one line: scalars bare, the rest as compact JSON."""
-    if value is None:
-        return ""
-    if isinstance(value, str | int | float | bool):
-        return str(value)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def result_summary(chain_type: str, result: Any) -> str:
-    """A step's (or a chain's final) result in one short line, as its chain type sums it up:
-    `checksum: 2 files, 1.2 KB` rather than a kilobyte of JSON. The whole result stays in
-    `result`, `status --json` and `watch --json`."""
-    if result is None:
-        return ""
-    # Only this type's module, not every type's (an unknown type: the default summary).
-    from taskchain.chains import get_type
-    from taskchain.chains.base import brief
-
-    try:
-        return get_type(chain_type).summarize(result)
-    except Exception:  # a plug-in's summary (or its import) must never break a watcher
-        return brief(result)
-
-
-def duration(start: datetime | None, end: datetime | None, *, now: datetime | None = None) -> str:
-    if start is None:
-        return ""
-    seconds = max(0.0, ((end or now or datetime.now(UTC)) - start).total_seconds())
-    if seconds < 60:
-        return f"{seconds:.2f}s" if seconds < 10 else f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
 def steps_table(
@@ -275,7 +239,7 @@ def board(
     """What `watch` without an id shows: one row per chain being watched, like `top`."""
     title = Text(f"watching {len(views)} chain(s)", style="bold")
     if views:
-        title.append(f": {_tally(views)}")
+        title.append(f": {tally(views)}")
     title.append(f"  elapsed {duration(since, None, now=now)}")
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     for header in ("id", "type", "status", "progress", "step", "time", "result / error"):
@@ -374,52 +338,6 @@ def workflow_stats_table(by_status: dict[str, int]) -> Table:
     for status, count in by_status.items():
         table.add_row(status_text(Status(status)), str(count))
     return table
-
-
-def step_line(chain: ChainRecord, step: StepRecord) -> str:
-    """One plain line for a step change (watch when not on a terminal); a result shows as
-    its one-line summary."""
-    detail = step.error if step.status == Status.FAILED else result_summary(chain.type, step.result)
-    if step.status == Status.RUNNING:
-        detail = step.progress or ""
-    line = (
-        f"{chain.id[:12]} step {step.index + 1}/{chain.step_count} {step.name} {step.status.value}"
-    )
-    if step.attempts > 1:
-        line += f" (attempt {step.attempts})"
-    return f"{line} {detail}".rstrip()
-
-
-def failure_line(chain: ChainRecord) -> str:
-    """Why a chain did not complete, for `taskchain: error: ...` (`submit -q`)."""
-    return f"chain {chain.id} {chain.status.value}: {chain.error or 'no reason recorded'}"
-
-
-def chain_line(chain: ChainRecord) -> str:
-    """One plain line for a chain that `watch` without an id starts to follow."""
-    line = f"{chain.id[:12]} {chain.type} {chain.status.value} ({chain.step_count} steps)"
-    return f"{line} {chain.description}".rstrip()
-
-
-def board_summary(views: Sequence[ChainView]) -> str:
-    """The last line of `watch` without an id: how the chains watched ended."""
-    return f"watched {len(views)} chain(s): {_tally(views)}"
-
-
-def _tally(views: Sequence[ChainView]) -> str:
-    """`2 COMPLETED, 1 FAILED`: chains per status, in the order statuses go."""
-    counts = Counter(v.chain.status for v in views)
-    return ", ".join(f"{counts[s]} {s.value}" for s in Status if counts[s])
-
-
-def summary_line(chain: ChainRecord) -> str:
-    """The last plain line of a chain followed: its end, and its result's summary or error."""
-    line = f"{chain.id} {chain.type} {chain.status.value}"
-    if chain.started_at:
-        line += f" in {duration(chain.started_at, chain.finished_at)}"
-    if chain.status == Status.COMPLETED:
-        return f"{line}: result {result_summary(chain.type, chain.result)}"
-    return f"{line}: {chain.error}" if chain.error else line
 
 
 def _clock(moment: datetime | None) -> str:

@@ -165,7 +165,7 @@ def _reread(views: dict[str, ChainView], chain_ids: Iterable[str]) -> list[Chain
 
 def watch_all(*, timeout: float | None, json_lines: bool) -> int:
     """Follow every active chain until none is; 0 if every one watched COMPLETED, else 1."""
-    from taskchain.cli import render
+    from taskchain.cli.lines import board_summary
     from taskchain.store.models import Status
     from taskchain.store.queries import is_orphaned
 
@@ -184,7 +184,7 @@ def watch_all(*, timeout: float | None, json_lines: bool) -> int:
         output.say("no active chains")
         return 0
     if not json_lines:
-        line = render.board_summary(views)
+        line = board_summary(views)
         orphans = sum(is_orphaned(v.chain) for v in views)
         if orphans:
             line += f" ({orphans} of them orphaned: their runner died; taskchain retry ID)"
@@ -201,16 +201,16 @@ class _AllLines(Lines):
 
     def __call__(self, _all: list[ChainView], changed: list[ChainView]) -> None:
         from taskchain import core
-        from taskchain.cli import render
+        from taskchain.cli.lines import chain_line, summary_line
         from taskchain.store.queries import is_orphaned
 
         for view in changed:
             if view.chain.id not in self.ids:
                 self.ids.add(view.chain.id)
-                self.print(render.chain_line(view.chain))
+                self.print(chain_line(view.chain))
             self.steps(view)
             if view.chain.status.finished:
-                self.print(render.summary_line(view.chain))
+                self.print(summary_line(view.chain))
             elif is_orphaned(view.chain):
                 chain = view.chain
                 self.print(f"{chain.id} {chain.type} ORPHANED: {core.orphan_detail(chain)}")

@@ -15,7 +15,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from taskchain.cli import render
+from taskchain.cli import lines, render
 from taskchain.store import ChainRecord, Status
 from taskchain.store.workflows import WorkflowView, job_state
 
@@ -56,9 +56,9 @@ def card(
     if queued:
         facts.append("queued")
     elif chain.started_at:
-        facts.append(render.duration(chain.started_at, chain.finished_at, now=now))
+        facts.append(lines.duration(chain.started_at, chain.finished_at, now=now))
     if chain.status == Status.COMPLETED and chain.result is not None:
-        facts.append(f"= {render.result_summary(chain.type, chain.result)}")
+        facts.append(f"= {lines.result_summary(chain.type, chain.result)}")
     if facts:
         text.append(" " + " · ".join(facts), style="dim")
     needs = view.needs(chain.job or "")
@@ -93,7 +93,7 @@ def graph(
     head = Text(f"workflow {row.id[:12]} {row.name} ")
     head.append_text(render.status_text(row.status, frame=frame))
     if row.started_at:
-        head.append(f"  {render.duration(row.started_at, row.finished_at, now=now)}")
+        head.append(f"  {lines.duration(row.started_at, row.finished_at, now=now)}")
     room = None if rows is None else max(rows - 5, 3)  # head, borders, error, cursor
     grid = Table.grid(padding=(0, 1))
     cells: list[RenderableType] = []

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from taskchain import core
-from taskchain.cli import live, output, render
+from taskchain.cli import lines, live, output, render
 from taskchain.errors import StoreUnavailable, TimedOut
 from taskchain.store import ChainRecord, Status
 from taskchain.store.workflows import WorkflowView, is_orphaned, job_state
@@ -56,15 +56,15 @@ def table(view: WorkflowView, *, now: datetime | None = None) -> RenderableType:
     head = Text(f"workflow {row.id} {row.name} ")
     head.append_text(render.status_text(row.status))
     if row.started_at:
-        head.append(f"  {render.duration(row.started_at, row.finished_at, now=now)}")
+        head.append(f"  {lines.duration(row.started_at, row.finished_at, now=now)}")
     jobs = Table(box=None, pad_edge=False)
     for column in ("job", "status", "needs", "chain", "steps", "time", "detail"):
         jobs.add_column(column)
     for chain in view.jobs:
-        time_cell = render.duration(chain.started_at, chain.finished_at, now=now)
+        time_cell = lines.duration(chain.started_at, chain.finished_at, now=now)
         detail = chain.error or ""
         if chain.status == Status.COMPLETED:
-            detail = render.result_summary(chain.type, chain.result)
+            detail = lines.result_summary(chain.type, chain.result)
         jobs.add_row(
             chain.job or "", render.status_text(Status(job_status(chain))),
             _needs_cell(view.needs(chain.job or "")), chain.id[:12],
@@ -85,7 +85,7 @@ def job_line(view: WorkflowView, chain: ChainRecord) -> str:
     """One plain line for a job change (watch and run when not on a terminal)."""
     line = f"{view.workflow.id[:12]} job {chain.job} {job_status(chain)} chain {chain.id[:12]}"
     if chain.status == Status.COMPLETED:
-        line += f" result {render.result_summary(chain.type, chain.result)}"
+        line += f" result {lines.result_summary(chain.type, chain.result)}"
     elif chain.error:
         line += f": {chain.error}"
     return line
@@ -99,7 +99,7 @@ def summary_line(view: WorkflowView) -> str:
     tally = ", ".join(f"{n} {s}" for s, n in counts.items())
     line = f"workflow {row.id} {row.name} {row.status.value}"
     if row.started_at:
-        line += f" in {render.duration(row.started_at, row.finished_at)}"
+        line += f" in {lines.duration(row.started_at, row.finished_at)}"
     return f"{line}: {len(view.jobs)} jobs ({tally})" + (f"; {row.error}" if row.error else "")
 
 
@@ -335,7 +335,7 @@ def show_list(*, statuses: list[str], limit: int | None, json: bool) -> None:
     for r in rows:
         listing.add_row(
             r.id[:12], r.name, render.status_text(r.status), str(len(r.spec.get("jobs", {}))),
-            iso(r.created_at) or "", render.duration(r.started_at, r.finished_at)
+            iso(r.created_at) or "", lines.duration(r.started_at, r.finished_at)
             if r.started_at else "",
         )  # fmt: skip
     output.out().print(listing)

@@ -172,6 +172,8 @@ def test_read_commands_import_no_engine(store: tuple[Path, str], args: tuple) ->
         "taskchain.store.workflows", "taskchain.cli.workflow_view", "typer._adapters",
     }  # fmt: skip
     assert loaded & unwanted == set()
+    if args == ("result", "{id}"):  # a value, printed plain: no Rich at all (cli/lines.py)
+        assert "rich" not in modules
 
 
 def test_an_embedded_submit_imports_no_celery(store: tuple[Path, str]) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.console import Console, RenderableType
 
+from taskchain.cli import lines as plain
 from taskchain.cli import render
 from taskchain.store import ChainRecord, Status, StepRecord
 from taskchain.store.queries import ChainView
@@ -214,31 +215,29 @@ def test_live_keys_move_only_with_what_the_frame_shows() -> None:
 def test_plain_lines() -> None:
     view = failed()
     assert (
-        render.step_line(view.chain, view.steps[0]) == "0123456789ab step 1/4 divide 1 COMPLETED 3"
+        plain.step_line(view.chain, view.steps[0]) == "0123456789ab step 1/4 divide 1 COMPLETED 3"
     )
-    assert render.step_line(view.chain, view.steps[1]) == (
+    assert plain.step_line(view.chain, view.steps[1]) == (
         "0123456789ab step 2/4 divide 0 FAILED division by zero (3 // 0)"
     )
-    assert render.step_line(running().chain, running().steps[1]) == (
+    assert plain.step_line(running().chain, running().steps[1]) == (
         "0123456789ab step 2/4 add 3 COMPLETED (attempt 2) 6"
     )
-    assert render.summary_line(view.chain) == (
+    assert plain.summary_line(view.chain) == (
         f"{ID} math_chain FAILED in 1.50s: step 2 (divide 0) failed: division by zero (3 // 0)"
     )
     assert (
-        render.chain_line(running().chain)
+        plain.chain_line(running().chain)
         == "0123456789ab math_chain RUNNING (4 steps) nightly sums"
     )
-    assert (
-        render.board_summary([running(), view, view]) == "watched 3 chain(s): 1 RUNNING, 2 FAILED"
-    )
+    assert plain.board_summary([running(), view, view]) == "watched 3 chain(s): 1 RUNNING, 2 FAILED"
 
 
 def test_durations() -> None:
-    assert [render.duration(T0, at(s)) for s in (0, 0.004, 9.994, 10, 59.9, 60, 3599, 3600, 90061)] == [
+    assert [plain.duration(T0, at(s)) for s in (0, 0.004, 9.994, 10, 59.9, 60, 3599, 3600, 90061)] == [
         "0.00s", "0.00s", "9.99s", "10.0s", "59.9s", "1m00s", "59m59s", "1h00m00s", "25h01m01s",
     ]  # fmt: skip
-    assert render.duration(None, at(1)) == ""
+    assert plain.duration(None, at(1)) == ""
     assert render.progress_bar(1, 3, width=9).plain == "━━━──────"
     assert render.progress_bar(0, 0, width=4).plain == "━━━━"
 
@@ -270,10 +269,10 @@ def io_view() -> ChainView:
 
 def test_plain_lines_carry_the_chain_types_summary_not_the_whole_result() -> None:
     view = io_view()
-    assert render.step_line(view.chain, view.steps[0]) == (
+    assert plain.step_line(view.chain, view.steps[0]) == (
         "0123456789ab step 1/1 checksum COMPLETED checksum: 2 files, 1.2 KB"
     )
-    assert render.summary_line(view.chain) == (
+    assert plain.summary_line(view.chain) == (
         f"{ID} io_chain COMPLETED in 1.00s: result checksum: 2 files, 1.2 KB"
     )
 
@@ -284,10 +283,10 @@ def test_a_long_integer_is_abbreviated_in_plain_lines() -> None:
         chain(Status.COMPLETED, step_count=1, finished_at=at(2), result=big),
         [step(0, Status.COMPLETED, start=1, end=1.5, name="add 7", result=big)],
     )
-    assert render.step_line(view.chain, view.steps[0]) == (
+    assert plain.step_line(view.chain, view.steps[0]) == (
         "0123456789ab step 1/1 add 7 COMPLETED 100000…000007 (4000 digits)"
     )
-    assert render.summary_line(view.chain).endswith(": result 100000…000007 (4000 digits)")
+    assert plain.summary_line(view.chain).endswith(": result 100000…000007 (4000 digits)")
 
 
 def test_tables_show_the_summary_in_the_result_cell() -> None:
@@ -306,20 +305,20 @@ def test_an_unknown_type_or_a_failing_summary_falls_back_to_compact_json(
 
     view = io_view()
     view.chain.type = "gone_chain"  # a plug-in no longer installed
-    assert render.result_summary("gone_chain", {"a": 1}) == '{"a":1}'
+    assert plain.result_summary("gone_chain", {"a": 1}) == '{"a":1}'
 
     def broken(result: Any) -> str:
         raise KeyError("files")
 
     monkeypatch.setattr(IoChain, "summarize", broken)
-    line = render.step_line(io_view().chain, io_view().steps[0])
+    line = plain.step_line(io_view().chain, io_view().steps[0])
     assert line.startswith('0123456789ab step 1/1 checksum COMPLETED {"op":"checksum","targets"')
     assert len(line.split(" COMPLETED ", 1)[1]) == 80
 
 
 def test_failure_line_for_quiet_submit() -> None:
-    assert render.failure_line(failed().chain) == (
+    assert plain.failure_line(failed().chain) == (
         f"chain {ID} FAILED: step 2 (divide 0) failed: division by zero (3 // 0)"
     )
     cancelled = chain(Status.CANCELLED, error=None)
-    assert render.failure_line(cancelled) == f"chain {ID} CANCELLED: no reason recorded"
+    assert plain.failure_line(cancelled) == f"chain {ID} CANCELLED: no reason recorded"
