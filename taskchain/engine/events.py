@@ -197,6 +197,12 @@ def subscribe(chain_id: str) -> Any | None:
     (embedded, another broker, Redis unreachable): the caller then polls."""
     if get_settings().embedded:
         return _Local(chain_id)
+    return listen(channel(chain_id))
+
+
+def listen(name: str, *, pattern: bool = False) -> Any | None:
+    """A Redis pub/sub subscribed to channel `name` (with `pattern`, to every channel it
+    matches), or None when there is no channel (another broker, Redis unreachable)."""
     url = channel_url()
     if url is None:
         return None
@@ -205,14 +211,14 @@ def subscribe(chain_id: str) -> Any | None:
 
         conn = redis.Redis.from_url(url, socket_connect_timeout=SOCKET_TIMEOUT)
         pubsub = conn.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(channel(chain_id))
+        (pubsub.psubscribe if pattern else pubsub.subscribe)(name)
         # Keep the client alive as long as its pub/sub: collected, it closes its connection
         # pool, and with it the subscription, until the next read quietly subscribes again
         # (and whatever was announced meanwhile is lost).
         pubsub.taskchain_client = conn
         return pubsub
     except Exception as exc:
-        log.debug("no change notifications for %s: %s", chain_id, exc)
+        log.debug("no change notifications on %s: %s", name, exc)
         return None
 
 

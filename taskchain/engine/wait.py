@@ -152,19 +152,8 @@ class Announcements:
     def open(cls) -> Announcements | None:
         """Subscribed, or None when there is no channel (embedded, another broker, Redis
         unreachable): the caller then polls the store."""
-        url = events.channel_url()
-        if url is None:
-            return None
-        try:
-            import redis
-
-            conn = redis.Redis.from_url(url, socket_connect_timeout=events.SOCKET_TIMEOUT)
-            pubsub = conn.pubsub(ignore_subscribe_messages=True)
-            pubsub.psubscribe(events.channel("*"))
-            pubsub.taskchain_client = conn  # kept alive with it (see events.subscribe)
-            return cls(pubsub)
-        except Exception:
-            return None
+        pubsub = events.listen(events.channel("*"), pattern=True)
+        return None if pubsub is None else cls(pubsub)
 
     def wait(self, timeout: float, *, not_before: float = 0.0) -> set[str] | None:
         """The ids announced within `timeout` seconds (empty if none), taking every message

@@ -183,13 +183,6 @@ def _jobs_of(workflow_ids: list[str]) -> Any:
     return select(ChainRecord.id).where(col(ChainRecord.workflow_id).in_(workflow_ids))
 
 
-def count_by_status(*, session: Session) -> dict[str, int]:
-    """Workflows per status, every workflow status present (0 when none): one grouped COUNT."""
-    from taskchain.store import queries
-
-    return queries.workflow_counts(session=session)
-
-
 def is_orphaned(view: WorkflowView, *, now: datetime | None = None) -> bool:
     """An unfinished workflow that an embedded process ran and that no process runs now:
     every unfinished job waits under an embedded runner, and no job's runner lease is still
