@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +31,7 @@ def _sqlite_pragmas(engine: Engine, busy_ms: int) -> None:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout={busy_ms}")
-        cur.execute("PRAGMA journal_mode=WAL")
+        _to_wal(cur, busy_ms / 1000)
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
@@ -40,6 +41,24 @@ def _sqlite_pragmas(engine: Engine, busy_ms: int) -> None:
         # A writer takes the lock up front: no deadlock between two deferred upgrades.
         immediate = conn.get_execution_options().get(_WRITE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _to_wal(cur: sqlite3.Cursor, timeout: float) -> None:
+    """Put the store in WAL mode. Two connections turning a rollback-journal file (an older
+    store, or one made by other tools) to WAL at once deadlock, and SQLite then answers
+    "database is locked" at once, without waiting on `busy_timeout`; the loser tries again
+    until the timeout, by when the winner has made the file WAL and the pragma is a no-op."""
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def _create(url: str) -> Engine:

@@ -9,6 +9,7 @@ import math
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -245,3 +246,50 @@ def test_processes_opening_a_store_together_make_or_upgrade_it_once(
     else:
         want = [] if kind == "fresh" else ["old-pending", "old-failed", "old-done"]
         assert [[c["id"] for c in json.loads(out)] for out, _ in outputs] == [want] * 3
+
+
+@pytest.mark.parametrize("kind", ["new file", "rollback-journal file"])
+def test_connections_making_a_sqlite_store_wal_together_all_open_it(
+    tmp_path: Path, kind: str
+) -> None:
+    """A new store, or one in rollback-journal mode (the first release's, or a file other
+    tools made), is made WAL by whichever connection comes first. Two doing it at once
+    deadlock, and SQLite answers "database is locked" without waiting: the race lost a
+    process in a CI run."""
+    failures: list[str] = []
+    for round_ in range(40):
+        path = tmp_path / f"store{round_}.db"
+        if kind == "rollback-journal file":
+            old = sqlite3.connect(path)
+            old.executescript("CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (1);")
+            old.close()
+        failures += [f"round {round_}: {why}" for why in open_together(f"sqlite:///{path}", 3)]
+    assert failures == []
+
+
+def open_together(url: str, count: int) -> list[str]:
+    """Open `count` new engines on `url` at the same moment; what went wrong, if anything."""
+    from taskchain.store import db
+
+    engines = [db._create(url) for _ in range(count)]
+    start = threading.Barrier(count)
+    failures: list[str] = []
+
+    def open_it(engine: Any) -> None:
+        start.wait()
+        try:
+            with engine.connect() as conn:
+                mode = conn.execute(text("PRAGMA journal_mode")).scalar()
+            if mode != "wal":
+                failures.append(f"journal mode {mode}")
+        except Exception as exc:
+            failures.append(repr(exc))
+
+    threads = [threading.Thread(target=open_it, args=(e,)) for e in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for engine in engines:
+        engine.dispose()
+    return failures
