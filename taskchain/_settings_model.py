@@ -77,6 +77,11 @@ class Settings(BaseSettings):
         description="seconds to wait for a locked or absent store (exit 4)",
     )
 
+    task_events: bool = Field(
+        default=True,
+        description="send Celery task events (task-sent on every send; workers -E), which "
+        "Flower and `celery events` show; off saves a step a quarter of its messages",
+    )
     queue_prefix: str = Field(
         default="taskchain.",
         max_length=64,

@@ -28,7 +28,7 @@ def run(ctx: Context) -> list[Row]:
                 ms[side.key].append(out["median"] * 1000)
     rows = []
     for side in ctx.taskchain_sides():
-        label = f"10-step chain, {side.store}"
+        label = f"10-step chain, {side.tag}"
         rows.append(
             paired(
                 "latency",
@@ -41,6 +41,6 @@ def run(ctx: Context) -> list[Row]:
                 note=f"each round the median of {per_round} chains",
             )
         )
-        for other in (CELERY_DEFAULTS, CELERY_EVENTS):
+        for other in (CELERY_DEFAULTS, CELERY_EVENTS) if side.events else ():
             rows.append(paired("latency", label, "ms", ms[side.key], ms[other.key], other.label))
     return rows

@@ -25,7 +25,7 @@ def run(ctx: Context) -> list[Row]:
                 with running(side, ctx, worker=False) as env:
                     out = drive(side, "submit", env, chains=chains, steps=steps)
                     ms[side.key, steps].append(out["submit_seconds"] / chains * 1000)
-                    if side.kind == "taskchain" and batch:
+                    if side.kind == "taskchain" and side.events and batch:
                         ms[side.key + "-batch", steps].append(_batch_ms(side, env, chains, steps))
                 flush_redis(ctx.redis)
     rows = []
@@ -34,11 +34,11 @@ def run(ctx: Context) -> list[Row]:
             for key, how in ((side.key, "submit()"), (side.key + "-batch", "submit --batch")):
                 if (key, steps) not in ms:
                     continue
-                label = f"{steps}-step chain, {side.store}, {how}"
-                baselines = (
+                label = f"{steps}-step chain, {side.tag}, {how}"
+                baselines: tuple[tuple[Side, str, float | None], ...] = (
                     (CELERY, "Celery apply_async per chain", TARGET),
                     (CELERY_EVENTS, "apply_async with a task-sent event, as taskchain sends", None),
-                )
+                )[: 2 if side.events else 1]
                 for base, base_label, target in baselines:
                     rows.append(
                         paired("submit", label, "ms/chain", ms[key, steps],

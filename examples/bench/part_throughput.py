@@ -41,7 +41,7 @@ def run(ctx: Context) -> list[Row]:
                 for name, chains, steps in workloads(ctx):
                     out = drive(side, "throughput", env, chains=chains, steps=steps)
                     rate[side.key, name].append(chains * steps / out["seconds"])
-                    if side.kind == "taskchain" and batch:
+                    if side.kind == "taskchain" and side.events and batch:
                         out = drive(side, "throughput", env, chains=chains, steps=steps, batch=True)
                         rate[side.key + "-batch", name].append(chains * steps / out["seconds"])
     rows = []
@@ -51,7 +51,7 @@ def run(ctx: Context) -> list[Row]:
             for key, how in variants:
                 if (key, name) not in rate:
                     continue
-                label = f"{name}, {side.store}, {how}"
+                label = f"{name}, {side.tag}, {how}"
                 rows.append(
                     paired(
                         "throughput",
@@ -64,7 +64,8 @@ def run(ctx: Context) -> list[Row]:
                         sense="ge",
                     )
                 )
-                for other in (CELERY_DEFAULTS, CELERY_EVENTS):
+                # Events off is compared like for like, with bare Celery without events.
+                for other in (CELERY_DEFAULTS, CELERY_EVENTS) if side.events else ():
                     rows.append(
                         paired(
                             "throughput",
@@ -85,7 +86,8 @@ def run_scale(ctx: Context) -> list[Row]:
     store, beside bare Celery (same guarantees) at the same concurrency."""
     chains = ctx.n(10, 200)
     counts = (1, 2) if ctx.quick else (1, 2, 4)
-    sides: list[Side] = [*ctx.taskchain_sides(), CELERY]
+    shipped = [side for side in ctx.taskchain_sides() if side.events]
+    sides: list[Side] = [*shipped, CELERY]
     rate: dict[tuple[str, int], list[float]] = defaultdict(list)
     for round_ in range(ctx.r(1, 2)):
         for n in counts:
@@ -95,7 +97,7 @@ def run_scale(ctx: Context) -> list[Row]:
                     out = drive(side, "throughput", env, chains=chains, steps=10)
                     rate[side.key, n].append(chains * 10 / out["seconds"])
     rows = []
-    for side in ctx.taskchain_sides():
+    for side in shipped:
         for n in counts:
             label = f"{chains}x10 steps, {side.store}, -c {n}"
             rows.append(

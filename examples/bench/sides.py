@@ -22,10 +22,26 @@ class Side:
     db: int  # the Redis database its broker uses (Celery: and db + 1 for results)
     store: str | None = None  # taskchain: "sqlite" or "postgres"
     mode: str | None = None  # Celery: "guarantees", "events" or "defaults"
+    events: bool = True  # taskchain: Celery task events on (the default), or off
+
+    @property
+    def tag(self) -> str:
+        """How rows name a taskchain side: its store, and task events when they are off."""
+        return f"{self.store}" if self.events else f"{self.store}, task events off"
 
 
 TC_SQLITE = Side("tc-sqlite", "taskchain, SQLite store", "taskchain", 0, store="sqlite")
 TC_PG = Side("tc-postgres", "taskchain, PostgreSQL store", "taskchain", 3, store="postgres")
+#: TASKCHAIN_TASK_EVENTS=false: no task-sent events, workers without -E; what bare Celery with
+#: the same guarantees (and no events) is compared against like for like.
+TC_SQLITE_QUIET = Side(
+    "tc-sqlite-quiet", "taskchain, SQLite store, task events off", "taskchain", 9,
+    store="sqlite", events=False,
+)  # fmt: skip
+TC_PG_QUIET = Side(
+    "tc-postgres-quiet", "taskchain, PostgreSQL store, task events off", "taskchain", 10,
+    store="postgres", events=False,
+)  # fmt: skip
 CELERY = Side("celery", "bare Celery, same guarantees", "celery", 1, mode="guarantees")
 CELERY_DEFAULTS = Side("celery-defaults", "bare Celery, its defaults", "celery", 5, mode="defaults")
 #: The same guarantees plus the task events a taskchain deployment sends (task-sent, -E).
@@ -48,7 +64,10 @@ class Context:
     rows: int | None
 
     def taskchain_sides(self) -> list[Side]:
-        return [TC_SQLITE, TC_PG] if self.postgres else [TC_SQLITE]
+        """Each store, with task events on (as shipped) and off."""
+        if self.postgres:
+            return [TC_SQLITE, TC_SQLITE_QUIET, TC_PG, TC_PG_QUIET]
+        return [TC_SQLITE, TC_SQLITE_QUIET]
 
     def n(self, quick: int, full: int) -> int:
         return quick if self.quick else full
@@ -88,6 +107,7 @@ def running(
             TASKCHAIN_BROKER_URL=f"{ctx.redis}/{side.db}",
             TASKCHAIN_DATABASE_URL=url,
             TASKCHAIN_WORKSPACE=str(ctx.scratch),
+            TASKCHAIN_TASK_EVENTS="true" if side.events else "false",
         )
         if side.store == "postgres":
             # Created by one command before a worker and the submitter race to create it.

@@ -2,7 +2,7 @@
 (user + system) of the worker's whole process tree (main process and pool children) and the
 Redis commands (INFO commandstats of the private Redis), over one 200 x 10 run, per step.
 
-    python examples/bench/step_cost.py [--chains 200] [--rounds 3] [taskchain celery events]
+    python examples/bench/step_cost.py [--chains 200] [--rounds 3] [taskchain quiet celery events]
 
 Each side runs alone on the private Redis (one worker `-c 2`, as the throughput part), after a
 short warm-up; rounds interleave the sides. CPU comes from /proc (Linux only).
@@ -21,9 +21,24 @@ from pathlib import Path
 from typing import Any
 
 from common import log, private_redis
-from sides import CELERY, CELERY_EVENTS, TC_SQLITE, Context, Side, drive, rotate, running
+from sides import (
+    CELERY,
+    CELERY_EVENTS,
+    TC_SQLITE,
+    TC_SQLITE_QUIET,
+    Context,
+    Side,
+    drive,
+    rotate,
+    running,
+)
 
-SIDES = {"taskchain": TC_SQLITE, "celery": CELERY, "events": CELERY_EVENTS}
+SIDES = {
+    "taskchain": TC_SQLITE,
+    "quiet": TC_SQLITE_QUIET,  # TASKCHAIN_TASK_EVENTS=false
+    "celery": CELERY,
+    "events": CELERY_EVENTS,
+}
 TICK = os.sysconf("SC_CLK_TCK")
 
 

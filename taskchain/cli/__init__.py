@@ -345,6 +345,14 @@ def _global(
             "[env TASKCHAIN_QUEUE_PREFIX]."
         ),
     ] = None,
+    task_events: Annotated[
+        bool | None,
+        typer.Option(
+            "--task-events/--no-task-events",
+            help="Send Celery task events, for Flower and `celery events` (default on) "
+            "[env TASKCHAIN_TASK_EVENTS].",
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -366,6 +374,7 @@ def _global(
         plugins=plugins,
         retention=retention,
         queue_prefix=queue_prefix,
+        task_events=task_events,
     )
 
 

@@ -37,11 +37,13 @@ def worker(
         str | None, typer.Option("--hostname", "-n", help="Worker node name.")
     ] = None,
     events: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            "--events/--no-events", "-E", help="Send task events (for Flower, `celery events`)."
+            "--events/--no-events",
+            "-E",
+            help="Send task events (for Flower, `celery events`); default TASKCHAIN_TASK_EVENTS.",
         ),
-    ] = True,
+    ] = None,
     max_tasks_per_child: Annotated[
         int | None,
         typer.Option(min=1, help="Replace a pool process after this many steps."),
@@ -70,9 +72,10 @@ def worker(
     """Start a Celery worker for the chain queues (distributed mode).
 
     Queues are named TASKCHAIN_QUEUE_PREFIX + family (taskchain.math, ...); Celery's own
-    `celery` queue is never consumed. Task events are on unless --no-events. Without
-    --wait-for-broker, a broker (or result backend) that does not answer within
-    TASKCHAIN_BROKER_TIMEOUT seconds is exit 4, so a process manager can restart the worker.
+    `celery` queue is never consumed. Task events are on unless --no-events (or
+    TASKCHAIN_TASK_EVENTS=false). Without --wait-for-broker, a broker (or result backend)
+    that does not answer within TASKCHAIN_BROKER_TIMEOUT seconds is exit 4, so a process
+    manager can restart the worker.
 
     Example: taskchain worker -c 4 -Q math,data -- --without-gossip
     """
@@ -88,7 +91,7 @@ def worker(
         pool=pool,
         loglevel=loglevel,
         hostname=hostname,
-        events=events,
+        events=get_settings().task_events if events is None else events,
         max_tasks_per_child=max_tasks_per_child,
         max_memory_per_child=max_memory_per_child,
         autoscale=autoscale,

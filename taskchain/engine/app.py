@@ -84,10 +84,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
     if settings.effective_broker.startswith("redis://"):  # not rediss://: kombu reads TLS
         config["broker_transport"] = REDIS_TRANSPORT  # defaults from the transport's name
-    if not settings.embedded:
+    if not settings.embedded and settings.task_events:
         # Task events, so that Flower and `celery events` see every step from the moment it
-        # is queued (the worker's own switch is `taskchain worker --no-events`). Embedded,
-        # nobody could listen: the transport lives inside the submitting process.
+        # is queued (TASKCHAIN_TASK_EVENTS=false, or `taskchain worker --no-events` for one
+        # worker, turns them off). Embedded, nobody could listen: the transport lives inside
+        # the submitting process.
         config["task_send_sent_event"] = True
         config["worker_send_task_events"] = True
     if settings.uses_result_backend:

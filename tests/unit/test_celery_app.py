@@ -61,6 +61,22 @@ def test_the_app_names_queues_exchanges_control_and_events_from_the_prefix(
     assert (conf["task_send_sent_event"], conf["worker_send_task_events"]) == (True, True)
 
 
+@pytest.mark.parametrize("value", ["false", "0", "off", "no"])
+def test_task_events_off_sends_none(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    conf = config(monkeypatch, broker_url="redis://127.0.0.1:1/0", task_events=value)
+    assert "task_send_sent_event" not in conf and "worker_send_task_events" not in conf
+
+
+def test_a_task_events_value_that_is_no_switch_is_exit_2(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TASKCHAIN_TASK_EVENTS", "sometimes")
+    result = invoke(runner, "list")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("taskchain: error: invalid setting TASKCHAIN_TASK_EVENTS: ")
+    assert result.stderr.count("\n") == 1
+
+
 def test_embedded_sends_no_events_nobody_could_receive(monkeypatch: pytest.MonkeyPatch) -> None:
     conf = config(monkeypatch)
     assert "task_send_sent_event" not in conf and "worker_send_task_events" not in conf
@@ -154,11 +170,20 @@ def test_the_worker_command_passes_events_and_celery_options_through(
     ):
         result = invoke(runner, *broker, *args)
         assert result.exit_code == 0, result.output
+    # With task events off in the settings, a worker sends none unless -E says so.
+    monkeypatch.setenv("TASKCHAIN_TASK_EVENTS", "false")
+    for args in ([], ["-E"]):
+        assert invoke(runner, *broker, *args).exit_code == 0
+    monkeypatch.setenv("TASKCHAIN_TASK_EVENTS", "true")
+    assert invoke(runner, "--no-task-events", *broker).exit_code == 0
     assert [(q, o.events, o.max_tasks_per_child, o.autoscale, o.prefetch_multiplier, o.extra) for q, o in calls] == [
         (["default", "math", "data", "io"], True, None, None, None,
          ("--max-tasks-per-child", "100", "--autoscale", "8,2")),
         (["math", "data"], True, 5, "4,1", None, ()),
         (["default", "math", "data", "io"], False, None, None, 4, ()),
+        (["default", "math", "data", "io"], False, None, None, None, ()),
+        (["default", "math", "data", "io"], True, None, None, None, ()),
+        (["default", "math", "data", "io"], False, None, None, None, ()),
     ]  # fmt: skip
 
 
