@@ -10,13 +10,23 @@ import contextlib
 from collections import defaultdict
 
 from common import Row, log, paired
-from sides import CELERY, CELERY_DEFAULTS, CELERY_EVENTS, Context, drive, rotate, running
+from part_throughput import floor
+from sides import (
+    CELERY,
+    CELERY_DEFAULTS,
+    CELERY_EVENTS,
+    CELERY_STORE,
+    Context,
+    drive,
+    rotate,
+    running,
+)
 
 TARGET = 1.25  # taskchain <= 1.25x bare Celery
 
 
 def run(ctx: Context) -> list[Row]:
-    sides = [*ctx.taskchain_sides(), CELERY, CELERY_DEFAULTS, CELERY_EVENTS]
+    sides = [*ctx.taskchain_sides(), CELERY, CELERY_DEFAULTS, CELERY_EVENTS, CELERY_STORE]
     per_round = ctx.n(3, 10)
     ms: dict[str, list[float]] = defaultdict(list)
     with contextlib.ExitStack() as stack:
@@ -43,4 +53,5 @@ def run(ctx: Context) -> list[Row]:
         )
         for other in (CELERY_DEFAULTS, CELERY_EVENTS) if side.events else ():
             rows.append(paired("latency", label, "ms", ms[side.key], ms[other.key], other.label))
+    rows.append(floor("latency", "10-step chain", "ms", ms[CELERY_STORE.key], ms[CELERY.key]))
     return rows

@@ -11,6 +11,7 @@ from sides import (
     CELERY,
     CELERY_DEFAULTS,
     CELERY_EVENTS,
+    CELERY_STORE,
     Context,
     Side,
     drive,
@@ -31,7 +32,7 @@ def workloads(ctx: Context) -> list[tuple[str, int, int]]:
 
 
 def run(ctx: Context) -> list[Row]:
-    sides = [*ctx.taskchain_sides(), CELERY, CELERY_DEFAULTS, CELERY_EVENTS]
+    sides = [*ctx.taskchain_sides(), CELERY, CELERY_DEFAULTS, CELERY_EVENTS, CELERY_STORE]
     batch = has_batch_submit()
     rate: dict[tuple[str, str], list[float]] = defaultdict(list)
     for round_ in range(ctx.r(1, 3)):
@@ -76,9 +77,27 @@ def run(ctx: Context) -> list[Row]:
                             other.label,
                         )
                     )
+    for name, _, _ in workloads(ctx):
+        rows.append(floor("throughput", name, "steps/s", rate[CELERY_STORE.key, name],
+                          rate[CELERY.key, name]))  # fmt: skip
     if not batch:
         rows[0].note = "taskchain submit --batch not available: not timed"
     return rows
+
+
+def floor(part: str, name: str, unit: str, ours: list[float], theirs: list[float]) -> Row:
+    """The floor under a store-first design: bare Celery whose task claims and records
+    itself in SQLite (two write transactions), against bare Celery with the same guarantees.
+    A ratio taskchain cannot beat with those two transactions per step."""
+    return paired(
+        part,
+        f"{name}, floor: {CELERY_STORE.label}",
+        unit,
+        ours,
+        theirs,
+        CELERY.label,
+        note="not taskchain: what two store transactions per step cost bare Celery",
+    )
 
 
 def run_scale(ctx: Context) -> list[Row]:

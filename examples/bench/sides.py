@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,12 @@ TC_PG_QUIET = Side(
 )  # fmt: skip
 CELERY = Side("celery", "bare Celery, same guarantees", "celery", 1, mode="guarantees")
 CELERY_DEFAULTS = Side("celery-defaults", "bare Celery, its defaults", "celery", 5, mode="defaults")
+#: The same guarantees, and each task claims and records itself in a SQLite file (two write
+#: transactions, sqlite3 directly): the floor under a store-first design (bare_celery.py).
+CELERY_STORE = Side(
+    "celery-store", "bare Celery, same guarantees + 2 SQLite writes per task", "celery", 11,
+    mode="store",
+)  # fmt: skip
 #: The same guarantees plus the task events a taskchain deployment sends (task-sent, -E).
 CELERY_EVENTS = Side(
     "celery-events", "bare Celery, same guarantees + task events", "celery", 7, mode="events"
@@ -94,6 +101,7 @@ def running(
             BENCH_BROKER=f"{ctx.redis}/{side.db}",
             BENCH_BACKEND=f"{ctx.redis}/{side.db + 1}",
             BENCH_CELERY=side.mode or "guarantees",
+            BENCH_STORE=str(ctx.scratch / f"floor-{uuid.uuid4().hex[:8]}.db"),
         )
         if not worker:
             yield env
