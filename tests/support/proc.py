@@ -25,11 +25,16 @@ _spawned: list[subprocess.Popen[Any]] = []
 
 
 def startup(env: Mapping[str, str]) -> float:
-    """Seconds `taskchain --version` takes right now: what a busy machine adds to starting any
-    command. A test's "fails within N seconds" allows N plus a few of these, so the limit
-    grows with the load instead of flaking, and still catches a command that hangs."""
+    """Seconds starting a command takes right now: a Python that imports what `submit` and
+    the read commands import (the CLI, the store's queries, the Celery app), which is what a
+    busy machine slows most (`--version` imports almost nothing). A test's "fails within N
+    seconds" allows N plus a few of these, so the limit grows with the load instead of
+    flaking, and still catches a command that hangs."""
+    code = "import taskchain.cli, taskchain.store.queries, taskchain.engine.app"
     start = time.monotonic()
-    done = run(["--version"], env)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=dict(env), capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     return time.monotonic() - start
 
