@@ -19,7 +19,9 @@ from taskchain.errors import InvalidInput, StoreUnavailable
 from taskchain.settings import get_settings, mask_url
 from taskchain.store import schema
 
-_engines: dict[str, Engine] = {}
+#: url -> (its engine, the same engine with the write option): made once, for
+#: `execution_options` builds a new engine on every call.
+_engines: dict[str, tuple[Engine, Engine]] = {}
 _lock = threading.Lock()
 WRITE_OPTION = _WRITE = "taskchain_write"
 
@@ -38,9 +40,15 @@ def _sqlite_pragmas(engine: Engine, busy_ms: int) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # A writer takes the lock up front: no deadlock between two deferred upgrades.
+        # A writer takes the lock up front: no deadlock between two deferred upgrades. Sent
+        # on the driver's connection: through `exec_driver_sql`, BEGIN cost a step's claim
+        # and record more CPU than their statements (SQLAlchemy's whole execute path).
         immediate = conn.get_execution_options().get(_WRITE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        statement = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+        try:
+            conn.connection.driver_connection.execute(statement)
+        except sqlite3.Error as exc:  # as SQLAlchemy raises it ("database is locked": exit 4)
+            raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
 
 
 def _to_wal(cur: sqlite3.Cursor, timeout: float) -> None:
@@ -110,19 +118,26 @@ def _check_path(url: str, path: Path) -> None:
 
 def get_engine() -> Engine:
     """The store's engine, its schema checked (and created or upgraded) on first use."""
+    return _engine(write=False)
+
+
+def _engine(*, write: bool) -> Engine:
+    """The store's engine; `write=True`: the one whose transactions lock at BEGIN on SQLite."""
     url = get_settings().store_url
-    with _lock:
-        engine = _engines.get(url)
-        if engine is None:
-            engine = _create(url)
-            try:
-                # Once per engine: one SELECT of the schema version when all is well.
-                _unavailable_as_exit_4(url, lambda: schema.ensure(engine, url))
-            except BaseException:
-                engine.dispose()
-                raise
-            _engines[url] = engine
-        return engine
+    pair = _engines.get(url)
+    if pair is None:
+        with _lock:
+            pair = _engines.get(url)
+            if pair is None:
+                engine = _create(url)
+                try:
+                    # Once per engine: one SELECT of the schema version when all is well.
+                    _unavailable_as_exit_4(url, lambda: schema.ensure(engine, url))
+                except BaseException:
+                    engine.dispose()
+                    raise
+                pair = _engines[url] = (engine, engine.execution_options(**{_WRITE: True}))
+    return pair[1] if write else pair[0]
 
 
 def unchecked_engine() -> Engine:
@@ -140,7 +155,7 @@ def _unavailable_as_exit_4(url: str, call: Any) -> Any:
 def dispose_engines() -> None:
     """Forget pooled connections, e.g. in a forked worker child that inherited them."""
     with _lock:
-        for engine in _engines.values():
+        for engine, _writer in _engines.values():
             engine.dispose(close=False)
         _engines.clear()
 
@@ -153,8 +168,7 @@ def _reason(exc: BaseException) -> str:
 @contextmanager
 def session(*, write: bool = False) -> Iterator[Session]:
     """A session; `write=True` commits at the end and, on SQLite, locks at BEGIN."""
-    engine = get_engine()
-    bind = engine.execution_options(**{_WRITE: True}) if write else engine
+    bind = _engine(write=write)
     try:
         with Session(bind, expire_on_commit=False) as s:
             yield s
@@ -170,8 +184,7 @@ def session(*, write: bool = False) -> Iterator[Session]:
 def transaction(*, write: bool = False) -> Iterator[Connection]:
     """A Core connection in one transaction, committed at the end: for hot paths that run
     prepared statements and need no ORM objects (`write=True` locks at BEGIN on SQLite)."""
-    engine = get_engine()
-    bind = engine.execution_options(**{_WRITE: True}) if write else engine
+    bind = _engine(write=write)
     try:
         with bind.begin() as conn:
             yield conn
