@@ -5,21 +5,25 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.sql.dml import UpdateBase
 from sqlmodel import Session
 
 from taskchain.errors import InvalidInput, StoreUnavailable
 from taskchain.settings import get_settings, mask_url
 from taskchain.store import schema
 
-_engines: dict[str, Engine] = {}
+#: url -> (its engine, the same engine with the write option): made once, for
+#: `execution_options` builds a new engine on every call.
+_engines: dict[str, tuple[Engine, Engine]] = {}
 _lock = threading.Lock()
 WRITE_OPTION = _WRITE = "taskchain_write"
 
@@ -38,9 +42,15 @@ def _sqlite_pragmas(engine: Engine, busy_ms: int) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # A writer takes the lock up front: no deadlock between two deferred upgrades.
+        # A writer takes the lock up front: no deadlock between two deferred upgrades. Sent
+        # on the driver's connection: through `exec_driver_sql`, BEGIN cost a step's claim
+        # and record more CPU than their statements (SQLAlchemy's whole execute path).
         immediate = conn.get_execution_options().get(_WRITE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        statement = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+        try:
+            conn.connection.driver_connection.execute(statement)
+        except sqlite3.Error as exc:  # as SQLAlchemy raises it ("database is locked": exit 4)
+            raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
 
 
 def _to_wal(cur: sqlite3.Cursor, timeout: float) -> None:
@@ -110,19 +120,26 @@ def _check_path(url: str, path: Path) -> None:
 
 def get_engine() -> Engine:
     """The store's engine, its schema checked (and created or upgraded) on first use."""
+    return _engine(write=False)
+
+
+def _engine(*, write: bool) -> Engine:
+    """The store's engine; `write=True`: the one whose transactions lock at BEGIN on SQLite."""
     url = get_settings().store_url
-    with _lock:
-        engine = _engines.get(url)
-        if engine is None:
-            engine = _create(url)
-            try:
-                # Once per engine: one SELECT of the schema version when all is well.
-                _unavailable_as_exit_4(url, lambda: schema.ensure(engine, url))
-            except BaseException:
-                engine.dispose()
-                raise
-            _engines[url] = engine
-        return engine
+    pair = _engines.get(url)
+    if pair is None:
+        with _lock:
+            pair = _engines.get(url)
+            if pair is None:
+                engine = _create(url)
+                try:
+                    # Once per engine: one SELECT of the schema version when all is well.
+                    _unavailable_as_exit_4(url, lambda: schema.ensure(engine, url))
+                except BaseException:
+                    engine.dispose()
+                    raise
+                pair = _engines[url] = (engine, engine.execution_options(**{_WRITE: True}))
+    return pair[1] if write else pair[0]
 
 
 def unchecked_engine() -> Engine:
@@ -140,7 +157,7 @@ def _unavailable_as_exit_4(url: str, call: Any) -> Any:
 def dispose_engines() -> None:
     """Forget pooled connections, e.g. in a forked worker child that inherited them."""
     with _lock:
-        for engine in _engines.values():
+        for engine, _writer in _engines.values():
             engine.dispose(close=False)
         _engines.clear()
 
@@ -153,8 +170,7 @@ def _reason(exc: BaseException) -> str:
 @contextmanager
 def session(*, write: bool = False) -> Iterator[Session]:
     """A session; `write=True` commits at the end and, on SQLite, locks at BEGIN."""
-    engine = get_engine()
-    bind = engine.execution_options(**{_WRITE: True}) if write else engine
+    bind = _engine(write=write)
     try:
         with Session(bind, expire_on_commit=False) as s:
             yield s
@@ -170,8 +186,7 @@ def session(*, write: bool = False) -> Iterator[Session]:
 def transaction(*, write: bool = False) -> Iterator[Connection]:
     """A Core connection in one transaction, committed at the end: for hot paths that run
     prepared statements and need no ORM objects (`write=True` locks at BEGIN on SQLite)."""
-    engine = get_engine()
-    bind = engine.execution_options(**{_WRITE: True}) if write else engine
+    bind = _engine(write=write)
     try:
         with bind.begin() as conn:
             yield conn
@@ -185,3 +200,94 @@ def _is_unavailable(exc: DBAPIError) -> bool:
     from sqlalchemy.exc import OperationalError
 
     return isinstance(exc, OperationalError) or exc.connection_invalidated
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A statement as SQLite's driver takes it: the SQL, then per `?` the caller's parameter
+    (its name) or a constant of the statement (processed once), with the bind processor of
+    its column type; per RETURNING column, the result processor."""
+
+    sql: str
+    binds: tuple[tuple[str | None, Callable[[Any], Any] | None, Any], ...]
+    results: tuple[Callable[[Any], Any] | None, ...]
+
+
+class Prepared:
+    """A statement of a step's claim or record, run many times a second by a worker.
+
+    On SQLite it is compiled once and runs on the driver's cursor, inside SQLAlchemy's
+    transaction: through `Connection.execute` each statement cost ~4x the driver's own
+    work (its cache key, events, result set-up). Values are converted by the column types'
+    own processors, as `Connection.execute` does (JSON text, aware UTC times, statuses); a
+    driver error is raised as SQLAlchemy raises it. Elsewhere (PostgreSQL) it is
+    `Connection.execute`, which also handles a connection the server dropped."""
+
+    def __init__(self, statement: UpdateBase) -> None:
+        self.statement = statement
+        self._plans: dict[Dialect, _Plan | None] = {}
+
+    def _plan(self, dialect: Dialect) -> _Plan | None:
+        if dialect not in self._plans:
+            direct = dialect.name == "sqlite" and dialect.driver == "pysqlite"
+            self._plans[dialect] = _compile(self.statement, dialect) if direct else None
+        return self._plans[dialect]
+
+    def first(self, conn: Connection, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """The first row the statement returns (RETURNING), its values converted; or None."""
+        plan = self._plan(conn.dialect)
+        if plan is None:
+            found = conn.execute(self.statement, params).first()
+            return None if found is None else tuple(found)
+        row, _count = _run(conn, plan, params)
+        if row is None:
+            return None
+        return tuple(
+            value if convert is None else convert(value)
+            for value, convert in zip(row, plan.results, strict=True)
+        )
+
+    def rowcount(self, conn: Connection, params: Mapping[str, Any]) -> int:
+        """Run the statement; how many rows it changed."""
+        plan = self._plan(conn.dialect)
+        if plan is None:
+            return int(conn.execute(self.statement, params).rowcount)
+        return _run(conn, plan, params)[1]
+
+
+def _compile(statement: UpdateBase, dialect: Dialect) -> _Plan:
+    compiled = statement.compile(dialect=dialect)
+    if compiled.post_compile_params or not dialect.positional or compiled.positiontup is None:
+        raise TypeError(f"not a statement to prepare: {compiled.string}")
+    binds: list[tuple[str | None, Callable[[Any], Any] | None, Any]] = []
+    for name in compiled.positiontup:
+        bind = compiled.binds[name]
+        convert = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if bind.required:  # the caller's, by name
+            binds.append((name, convert, None))
+        else:  # the statement's own constant
+            binds.append((None, None, bind.value if convert is None else convert(bind.value)))
+    results = tuple(
+        column.type.dialect_impl(dialect).result_processor(dialect, None)
+        for column in statement.exported_columns
+    )
+    return _Plan(compiled.string, tuple(binds), results)
+
+
+def _run(conn: Connection, plan: _Plan, params: Mapping[str, Any]) -> tuple[Any, int]:
+    """Execute on the driver: the first row (RETURNING, else None) and the rows changed."""
+    if not conn.in_transaction():
+        conn.begin()  # as `Connection.execute` would (autobegin)
+    values = [
+        constant if name is None else (params[name] if convert is None else convert(params[name]))
+        for name, convert, constant in plan.binds
+    ]
+    driver: Any = conn.connection.driver_connection
+    try:
+        cursor = driver.execute(plan.sql, values)
+        try:
+            return (cursor.fetchone() if plan.results else None), int(cursor.rowcount)
+        finally:
+            cursor.close()
+    except sqlite3.Error as exc:  # as SQLAlchemy raises it ("database is locked": exit 4)
+        raise DBAPIError.instance(plan.sql, values, exc, sqlite3.Error) from exc

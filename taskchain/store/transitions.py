@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, and_, bindparam, func, or_, select, update
 from sqlmodel import Session, col
 
+from taskchain.store.db import Prepared
 from taskchain.store.models import (
     FINISHED,
     ChainRecord,
@@ -92,7 +93,7 @@ def _claim_and_read(check_runner: bool) -> Any:
     MAX attempts; anything else is left to the careful path (`runner._claim_slowly`)."""
     chain = select(CHAIN).where(CHAIN.c.id == bindparam("p_chain_id"))
     live = chain.where(
-        CHAIN.c.status.in_([Status.PENDING, Status.RUNNING]),
+        or_(CHAIN.c.status == Status.PENDING, CHAIN.c.status == Status.RUNNING),
         CHAIN.c.cancel_requested.is_(False),
         or_(CHAIN.c.workspace.is_(None), CHAIN.c.workspace == bindparam("p_workspace")),
     )
@@ -124,7 +125,12 @@ def _claim_and_read(check_runner: bool) -> Any:
     )
 
 
-_CLAIM_AND_READ = {flag: _claim_and_read(flag) for flag in (False, True)}
+_CLAIM_AND_READ = {flag: Prepared(_claim_and_read(flag)) for flag in (False, True)}
+# The claim's and the record's statements, run without SQLAlchemy's per-call work on SQLite.
+_HOT_START_CHAIN = Prepared(_START_CHAIN)
+_HOT_COMPLETE = Prepared(_COMPLETE)
+_HOT_COMPLETE_CHAIN = Prepared(_COMPLETE_CHAIN)
+_HOT_DISPATCH_NEXT = Prepared(_DISPATCH_NEXT)
 
 
 @dataclass(frozen=True)
@@ -158,21 +164,21 @@ def claim_and_read(
     if not conn.dialect.update_returning:
         return None
     now = utcnow()
-    row = conn.execute(
-        _CLAIM_AND_READ[runner is not None],
+    row = _CLAIM_AND_READ[runner is not None].first(
+        conn,
         {
             "p_chain_id": chain_id, "p_index": index, "p_prev_index": index - 1, "p_token": token,
             "p_now": now, "p_lease_until": lease_until, "p_workspace": workspace,
             "p_max_attempts": max_attempts, "p_runner": runner,
         },
-    ).first()  # fmt: skip
+    )  # fmt: skip
     if row is None:
         return None
-    if row.status == Status.PENDING:  # the chain's first step to run: the chain starts now
-        conn.execute(_START_CHAIN, {"p_chain_id": chain_id, "p_now": now})
-    previous = row.previous if index else None
+    name, params, chain_type, config, step_count, status, workflow_id, previous = row
+    if status == Status.PENDING:  # the chain's first step to run: the chain starts now
+        _HOT_START_CHAIN.rowcount(conn, {"p_chain_id": chain_id, "p_now": now})
     return Claimed(
-        row.name, row.params, row.type, row.config, row.step_count, previous, row.workflow_id
+        name, params, chain_type, config, step_count, previous if index else None, workflow_id
     )
 
 
@@ -233,14 +239,17 @@ def record_result(
 ) -> Recorded | None:
     """Record the holder's result (a worker whose lease was taken over records nothing, None)
     and, in the same transaction, the chain's end or the next step's dispatch time."""
-    params = {"p_chain_id": chain_id, "p_index": index, "p_token": token, "p_now": utcnow()}
-    if not _changed(conn.execute(_COMPLETE, {**params, "p_result": result})):
+    params = {
+        "p_chain_id": chain_id, "p_index": index, "p_token": token, "p_now": utcnow(),
+        "p_result": result, "p_next_index": index + 1,
+    }  # fmt: skip
+    if not _HOT_COMPLETE.rowcount(conn, params):
         return None
     if last:
-        conn.execute(_COMPLETE_CHAIN, {**params, "p_result": result})
+        _HOT_COMPLETE_CHAIN.rowcount(conn, params)
         return Recorded(None)
-    row = conn.execute(_DISPATCH_NEXT, {**params, "p_next_index": index + 1}).first()
-    return Recorded((row.queue, row.task_id, row.name) if row is not None else None)
+    row = _HOT_DISPATCH_NEXT.first(conn, params)
+    return Recorded((row[0], row[1], row[2]) if row is not None else None)
 
 
 def complete_step(

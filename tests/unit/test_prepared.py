@@ -1,0 +1,174 @@
+"""The hot path's statements (`db.Prepared`): on SQLite they run on the driver's cursor, and
+what they write and read is exactly what SQLAlchemy's own execution writes and reads; a driver
+error comes out as SQLAlchemy raises it. On PostgreSQL they are SQLAlchemy's execution."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, Table, bindparam, text, update
+from sqlalchemy.exc import OperationalError
+
+from taskchain.store import ChainRecord, StepRecord, get_engine, queries, session, transitions
+from taskchain.store.db import Prepared, transaction
+from taskchain.store.models import Status, utcnow
+
+#: Values a claim reads back (config, params, the previous result) and a record writes.
+ODD = {
+    "big": 10**100,
+    "neg": -(2**63) - 1,
+    "float": 1e308,
+    "zero": -0.0,
+    "text": "007",
+    "unicode": "ünïcødé ✓ \U0001f600",
+    "lone": "\udc80",
+    "nested": [[], {}, "", 0, False, None],
+}
+
+
+def _chain(steps: int = 2) -> str:
+    chain_id = uuid.uuid4().hex
+    chain = ChainRecord(id=chain_id, type="math_chain", config=ODD, step_count=steps)
+    rows = [
+        StepRecord(chain_id=chain_id, index=i, name=f"s{i}", queue="q", params=ODD, task_id=f"t{i}")
+        for i in range(steps)
+    ]
+    with session(write=True) as s:
+        queries.insert_chain(session=s, chain=chain, steps=rows)
+    return chain_id
+
+
+def _claim_and_record(chain_id: str) -> tuple[list[Any], list[Any]]:
+    """Run both steps through the hot path; what it returned, and the rows as stored."""
+    lease = utcnow() + timedelta(minutes=5)
+    got: list[Any] = []
+    for index in (0, 1):
+        with transaction(write=True) as conn:
+            claimed = transitions.claim_and_read(
+                conn, chain_id=chain_id, index=index, token=f"w{index}", lease_until=lease,
+                workspace="/nowhere", max_attempts=5,
+            )  # fmt: skip
+        with transaction(write=True) as conn:
+            recorded = transitions.record_result(
+                conn, chain_id=chain_id, index=index, token=f"w{index}",
+                result={"step": index, **ODD}, last=index == 1,
+            )  # fmt: skip
+        got += [claimed, recorded]
+    with get_engine().connect() as conn:
+        stored = [
+            tuple(row)
+            for row in conn.execute(
+                text(
+                    "SELECT status, attempts, worker, result, started_at, finished_at, "
+                    "lease_expires_at, dispatched_at FROM step WHERE chain_id = :c "
+                    'ORDER BY "index"'
+                ),
+                {"c": chain_id},
+            )
+        ]
+        stored += [
+            tuple(row)
+            for row in conn.execute(
+                text("SELECT status, result, started_at, finished_at FROM chain WHERE id = :c"),
+                {"c": chain_id},
+            )
+        ]
+    return got, stored
+
+
+def _shape(values: list[Any], chain_id: str) -> str:
+    """Comparable across two chains: ids and times (a few ms apart) masked."""
+
+    def mask(value: Any) -> Any:
+        if isinstance(value, tuple):
+            return tuple(mask(v) for v in value)
+        if isinstance(value, datetime):
+            return f"<time {value.utcoffset()}>"
+        return value
+
+    masked = repr([mask(v) for v in values]).replace(chain_id, "<id>")
+    # A time as SQLite's column holds it: its digits masked, its format kept.
+    times = r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d)?"
+    return re.sub(times, lambda found: re.sub(r"\d", "9", found.group()), masked)
+
+
+@pytest.mark.usefixtures("store_url")
+def test_the_driver_path_reads_and_writes_what_sqlalchemy_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fast = _chain()
+    got_fast, stored_fast = _claim_and_record(fast)
+    monkeypatch.setattr(Prepared, "_plan", lambda self, dialect: None)  # SQLAlchemy's own
+    slow = _chain()
+    got_slow, stored_slow = _claim_and_record(slow)
+
+    assert _shape(got_fast, fast) == _shape(got_slow, slow)
+    assert _shape(stored_fast, fast) == _shape(stored_slow, slow)
+    # Not only alike: right. The claim read exact values, and the previous step's result.
+    first, recorded, second, ended = got_fast
+    assert first.params == ODD and first.config == ODD and first.previous is None
+    assert [type(first.params[k]) for k in ODD] == [type(v) for v in ODD.values()]
+    assert str(first.params["zero"]) == "-0.0"
+    assert recorded == transitions.Recorded(("q", "t1", "s1"))
+    assert second.previous == {"step": 0, **ODD} and second.step_count == 2
+    assert ended == transitions.Recorded(None)
+    with session() as s:
+        view = queries.get_chain(session=s, chain_id=fast)
+    assert view.chain.status == Status.COMPLETED and view.chain.result == {"step": 1, **ODD}
+    times = [view.chain.started_at, view.chain.finished_at, view.steps[1].dispatched_at]
+    times += [t for st in view.steps for t in (st.started_at, st.finished_at)]
+    assert all(t is not None and t.utcoffset() == timedelta(0) for t in times), times
+    assert [st.status for st in view.steps] == [Status.COMPLETED, Status.COMPLETED]
+
+
+def test_on_sqlite_it_runs_on_the_driver_and_elsewhere_through_sqlalchemy(store_url: str) -> None:
+    statement = transitions._HOT_COMPLETE
+    direct = statement._plan(get_engine().dialect) is not None
+    assert direct is store_url.startswith("sqlite")
+
+
+def test_a_taken_over_lease_records_nothing() -> None:
+    chain_id = _chain()
+    lease = utcnow() + timedelta(minutes=5)
+    with transaction(write=True) as conn:
+        assert transitions.claim_and_read(
+            conn, chain_id=chain_id, index=0, token="old", lease_until=lease,
+            workspace="/nowhere", max_attempts=5,
+        )  # fmt: skip
+    with transaction(write=True) as conn:
+        conn.execute(text("UPDATE step SET worker = 'new' WHERE chain_id = :c"), {"c": chain_id})
+    with transaction(write=True) as conn:
+        assert (
+            transitions.record_result(
+                conn, chain_id=chain_id, index=0, token="old", result=1, last=False
+            )
+            is None
+        )
+    with session() as s:
+        step = queries.get_step(session=s, chain_id=chain_id, index=0)
+    assert step is not None and (step.status, step.result) == (Status.RUNNING, None)
+
+
+def test_a_driver_error_is_raised_as_sqlalchemy_raises_it() -> None:
+    missing = Table("no_such_table", MetaData(), Column("id", Integer))
+    statement = Prepared(update(missing).where(missing.c.id == bindparam("p_id")).values(id=1))
+    with pytest.raises(OperationalError, match="no such table"), get_engine().begin() as conn:
+        statement.rowcount(conn, {"p_id": 1})
+
+
+def test_outside_a_transaction_it_begins_one() -> None:
+    chain_id = _chain(1)
+    with get_engine().connect() as conn:
+        assert not conn.in_transaction()
+        changed = transitions._HOT_START_CHAIN.rowcount(
+            conn, {"p_chain_id": chain_id, "p_now": utcnow()}
+        )
+        assert changed == 1 and conn.in_transaction()
+        conn.rollback()
+    with session() as s:
+        chain = s.get(ChainRecord, chain_id)
+    assert chain is not None and chain.status == Status.PENDING
