@@ -30,6 +30,8 @@ PREFIX = "taskchain.events."
 BACKOFF = 5.0
 #: Redis answers a PUBLISH in well under a millisecond; a step must never wait long on it.
 SOCKET_TIMEOUT = 0.5
+#: Seconds a new subscription waits for the server to confirm it (then: polling).
+CONFIRM_TIMEOUT = 2.0
 MIN_GAP = 0.05
 END = "END"
 
@@ -210,8 +212,14 @@ def listen(name: str, *, pattern: bool = False) -> Any | None:
         import redis
 
         conn = redis.Redis.from_url(url, socket_connect_timeout=SOCKET_TIMEOUT)
-        pubsub = conn.pubsub(ignore_subscribe_messages=True)
+        pubsub = conn.pubsub()
         (pubsub.psubscribe if pattern else pubsub.subscribe)(name)
+        # Subscribed once the server says so: a change announced before that would be lost
+        # (the caller reads the store after this, and counts on hearing what comes later).
+        confirmed = pubsub.get_message(timeout=CONFIRM_TIMEOUT)
+        if confirmed is None or confirmed["type"] not in ("subscribe", "psubscribe"):
+            raise ConnectionError(f"no confirmation of the subscription to {name}")
+        pubsub.ignore_subscribe_messages = True
         # Keep the client alive as long as its pub/sub: collected, it closes its connection
         # pool, and with it the subscription, until the next read quietly subscribes again
         # (and whatever was announced meanwhile is lost).

@@ -59,7 +59,8 @@ def test_a_sparse_gigabyte_config_file_is_refused_at_once(
         f"taskchain: error: config file {str(huge)!r} is 1,024.0 MiB, over the 4 MiB limit "
         "for a config"
     ]
-    assert float(seconds) < 5  # reading it whole took 9.8 s
+    # Reading it whole took 9.8 s; the limit grows with the machine's load (proc.within).
+    assert float(seconds) < proc.within(2, env)
     assert int(peak_kib) < 200 * 1024  # and 3.2 GB of memory
 
 

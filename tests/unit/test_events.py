@@ -89,6 +89,24 @@ def test_workers_announce_changes_over_redis(
         pubsub.close()
 
 
+@pytest.mark.redis
+def test_a_change_announced_right_after_subscribing_is_heard(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`subscribe` returns once the server has confirmed the subscription: a waiter reads the
+    store after subscribing and counts on hearing every change from then on."""
+    monkeypatch.setenv("TASKCHAIN_BROKER_URL", redis_url)
+    settings.configure()
+    for n in range(20):
+        pubsub = events.subscribe(f"c6-{n}")
+        assert pubsub is not None
+        try:
+            events.publish(f"c6-{n}", "0:END")
+            assert events.wait(pubsub, 5.0) is True, n
+        finally:
+            pubsub.close()
+
+
 def test_no_channel_means_polling(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TASKCHAIN_BROKER_URL", "amqp://guest:guest@127.0.0.1:1//")
     settings.configure()
