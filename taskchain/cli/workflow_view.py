@@ -104,7 +104,14 @@ def summary_line(view: WorkflowView) -> str:
 
 
 def _state(view: WorkflowView) -> tuple[object, ...]:
-    jobs = tuple((c.job, job_status(c), c.error, view.done.get(c.id, 0)) for c in view.jobs)
+    """What a watcher is shown of each job; a change of any of it is drawn again. A job's
+    start counts: a job the fan-in started reads RUNNING before a worker takes it (`queued`),
+    and again when one has (it had stayed `queued` until its next change)."""
+    jobs = tuple(
+        (c.job, job_status(c), c.started_at is not None, c.step_count, c.error,
+         view.done.get(c.id, 0))
+        for c in view.jobs
+    )  # fmt: skip
     return (view.workflow.status, jobs)
 
 

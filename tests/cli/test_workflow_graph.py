@@ -44,6 +44,21 @@ def view() -> WorkflowView:
     return WorkflowView(row, jobs, {jobs[0].id: 2, jobs[1].id: 1})
 
 
+def test_a_job_taken_by_a_worker_after_it_was_seen_queued_is_drawn_again() -> None:
+    """The watch redraws on a change of what it shows: a job seen RUNNING but `queued` (the
+    fan-in started it, no worker has yet) changes when a worker takes it, with no other
+    change. Under load a CI run saw it stay `queued` for a minute."""
+    from taskchain.cli.workflow_view import _state
+
+    queued = view()
+    queued.jobs[3].status, queued.jobs[3].step_count = Status.RUNNING, 2
+    taken = view()
+    taken.jobs[3].status, taken.jobs[3].step_count = Status.RUNNING, 2
+    taken.jobs[3].started_at = NOW
+    assert _state(queued) != _state(taken)
+    assert _state(taken) == _state(taken)
+
+
 def drawn(frame: int | None) -> list[str]:
     console = Console(width=120, record=True, force_terminal=False, color_system=None)
     console.print(graph(view(), now=NOW, frame=frame))
