@@ -218,6 +218,7 @@ def listen(name: str, *, pattern: bool = False) -> Any | None:
         # (the caller reads the store after this, and counts on hearing what comes later).
         confirmed = pubsub.get_message(timeout=CONFIRM_TIMEOUT)
         if confirmed is None or confirmed["type"] not in ("subscribe", "psubscribe"):
+            pubsub.close()
             raise ConnectionError(f"no confirmation of the subscription to {name}")
         pubsub.ignore_subscribe_messages = True
         # Keep the client alive as long as its pub/sub: collected, it closes its connection
