@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from kombu.transport import redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 
 class Channel(redis.Channel):
@@ -31,6 +32,12 @@ class Channel(redis.Channel):
         if client:
             yield client
             return
+        if self._pool is None and self.connection.client is None:
+            # The broker connection closed under the channel (Redis lost while the worker was
+            # closing it): kombu would fail with an AttributeError building a new pool, which
+            # stops the worker ("Unrecoverable error"); a connection error is what the close
+            # ignores, and the worker reconnects.
+            raise RedisConnectionError("the broker connection is closed")
         pool = self.pool
         shared = self._shared
         if shared is None or shared[0] is not pool:

@@ -33,6 +33,29 @@ def test_a_channel_reuses_one_client_for_every_command(
             assert client.llen("taskchain-test-transport") == 1
 
 
+def test_a_channel_whose_connection_closed_raises_a_connection_error(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis lost while a worker closes its channel: restoring the unacknowledged messages
+    asks for a client after the connection is gone. kombu's own channel then raised an
+    AttributeError, which stopped the worker in a CI run; a connection error is ignored by
+    the close, and the worker reconnects."""
+    from kombu.common import ignore_errors
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    monkeypatch.setenv("TASKCHAIN_BROKER_URL", redis_url)
+    settings.configure()
+    connection = get_app().connection_for_write()
+    channel = connection.default_channel
+    assert isinstance(channel, Channel)
+    channel._disconnect_pools()  # what the lost connection did
+    channel.connection.client = None  # and the closed connection
+    with pytest.raises(RedisConnectionError), channel.conn_or_acquire():
+        pass
+    with ignore_errors(connection):  # as the worker's close runs it: no error comes out
+        channel.qos.restore_unacked()
+
+
 def test_only_plain_redis_brokers_use_it(monkeypatch: pytest.MonkeyPatch) -> None:
     from taskchain.engine.app import REDIS_TRANSPORT, celery_config
 
