@@ -49,8 +49,14 @@ def _sqlite_pragmas(engine: Engine, busy_ms: int) -> None:
         statement = "BEGIN IMMEDIATE" if immediate else "BEGIN"
         try:
             conn.connection.driver_connection.execute(statement)
-        except sqlite3.Error as exc:  # as SQLAlchemy raises it ("database is locked": exit 4)
-            raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
+        except sqlite3.Error as exc:
+            raise _as_sqlalchemy(exc, statement, None) from exc
+
+
+def _as_sqlalchemy(exc: sqlite3.Error, statement: str, params: Any) -> Exception:
+    """A driver error from a statement sent past SQLAlchemy, as SQLAlchemy raises it
+    (OperationalError for "database is locked": exit 4, and the store retry)."""
+    return DBAPIError.instance(statement, params, exc, sqlite3.Error)
 
 
 def _to_wal(cur: sqlite3.Cursor, timeout: float) -> None:
@@ -289,5 +295,5 @@ def _run(conn: Connection, plan: _Plan, params: Mapping[str, Any]) -> tuple[Any,
             return (cursor.fetchone() if plan.results else None), int(cursor.rowcount)
         finally:
             cursor.close()
-    except sqlite3.Error as exc:  # as SQLAlchemy raises it ("database is locked": exit 4)
-        raise DBAPIError.instance(plan.sql, values, exc, sqlite3.Error) from exc
+    except sqlite3.Error as exc:
+        raise _as_sqlalchemy(exc, plan.sql, values) from exc
