@@ -13,7 +13,9 @@ BENCH_CELERY=store is the floor under any design that records every step in a SQ
 before and after it runs, as taskchain does: the same guarantees, and each task claims
 itself in a SQLite file (BENCH_STORE) in one write transaction before the add and records
 its result in another after it, through sqlite3 directly (WAL, as taskchain's store). It
-measures what two store transactions per step cost a Celery worker and nothing else.
+measures what two store transactions per step cost a Celery worker and nothing else. With
+BENCH_STORE a PostgreSQL URL, the same two transactions go to that database through psycopg
+directly (autocommit off, a durable commit each, as taskchain's store).
 """
 
 from __future__ import annotations
@@ -51,26 +53,50 @@ if MODE == "events":
 STORE = os.environ.get("BENCH_STORE")
 _CLAIM = "INSERT INTO step (task_id, status) VALUES (?, 'RUNNING') ON CONFLICT DO NOTHING"
 _RECORD = "UPDATE step SET status = 'COMPLETED', result = ? WHERE task_id = ?"
-_connections: dict[int, sqlite3.Connection] = {}
+_CREATE = "CREATE TABLE IF NOT EXISTS step (task_id TEXT PRIMARY KEY, status TEXT, result TEXT)"
+POSTGRES = bool(STORE and STORE.startswith("postgresql"))
+_connections: dict[int, Any] = {}
 
 
-def _store() -> sqlite3.Connection:
+def _pg_dsn() -> str:
+    assert STORE
+    return STORE.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def _store() -> Any:
     """This process's connection (a pool child opens its own after the fork)."""
     conn = _connections.get(os.getpid())
     if conn is None:
         assert STORE, "BENCH_CELERY=store needs BENCH_STORE"
-        conn = sqlite3.connect(STORE, isolation_level=None, timeout=10)
-        conn.execute("PRAGMA synchronous=NORMAL")
+        if POSTGRES:
+            import psycopg
+
+            conn = psycopg.connect(_pg_dsn(), autocommit=True, prepare_threshold=0)
+        else:
+            conn = sqlite3.connect(STORE, isolation_level=None, timeout=10)
+            conn.execute("PRAGMA synchronous=NORMAL")
         _connections[os.getpid()] = conn
     return conn
 
 
 if MODE == "store" and STORE:
-    with sqlite3.connect(STORE, isolation_level=None, timeout=10) as _setup:
-        _setup.execute("PRAGMA journal_mode=WAL")
-        _setup.execute(
-            "CREATE TABLE IF NOT EXISTS step (task_id TEXT PRIMARY KEY, status TEXT, result TEXT)"
-        )
+    if POSTGRES:
+        import psycopg
+
+        with psycopg.connect(_pg_dsn(), autocommit=True) as _setup:
+            _setup.execute(_CREATE)
+    else:
+        with sqlite3.connect(STORE, isolation_level=None, timeout=10) as _setup:
+            _setup.execute("PRAGMA journal_mode=WAL")
+            _setup.execute(_CREATE)
+
+
+def _write(conn: Any, sql: str, params: tuple[Any, ...]) -> int:
+    """One write transaction of one statement; its row count."""
+    conn.execute("BEGIN" if POSTGRES else "BEGIN IMMEDIATE")
+    count: int = conn.execute(sql, params).rowcount
+    conn.execute("COMMIT")
+    return count
 
 
 @app.task(name="bench.add", bind=True)
@@ -78,16 +104,13 @@ def add(self: Any, a: int, b: int) -> int:
     if MODE != "store":
         return a + b
     conn = _store()
-    conn.execute("BEGIN IMMEDIATE")
-    claimed = conn.execute(_CLAIM, (self.request.id,)).rowcount
-    conn.execute("COMMIT")
-    if not claimed:  # a redelivered message: its step's result if it was recorded
-        row = conn.execute("SELECT result FROM step WHERE task_id = ?", (self.request.id,))
+    mark = "%s" if POSTGRES else "?"
+    if not _write(conn, _CLAIM.replace("?", mark), (self.request.id,)):
+        # A redelivered message: its step's result if it was recorded.
+        row = conn.execute(f"SELECT result FROM step WHERE task_id = {mark}", (self.request.id,))
         recorded = row.fetchone()[0]
         if recorded is not None:
             return int(recorded)
     result = a + b
-    conn.execute("BEGIN IMMEDIATE")
-    conn.execute(_RECORD, (str(result), self.request.id))
-    conn.execute("COMMIT")
+    _write(conn, _RECORD.replace("?", mark), (str(result), self.request.id))
     return result

@@ -15,7 +15,6 @@ from sides import (
     CELERY,
     CELERY_DEFAULTS,
     CELERY_EVENTS,
-    CELERY_STORE,
     Context,
     drive,
     rotate,
@@ -26,7 +25,7 @@ TARGET = 1.25  # taskchain <= 1.25x bare Celery
 
 
 def run(ctx: Context) -> list[Row]:
-    sides = [*ctx.taskchain_sides(), CELERY, CELERY_DEFAULTS, CELERY_EVENTS, CELERY_STORE]
+    sides = [*ctx.taskchain_sides(), CELERY, CELERY_DEFAULTS, CELERY_EVENTS, *ctx.floor_sides()]
     per_round = ctx.n(3, 10)
     ms: dict[str, list[float]] = defaultdict(list)
     with contextlib.ExitStack() as stack:
@@ -53,5 +52,6 @@ def run(ctx: Context) -> list[Row]:
         )
         for other in (CELERY_DEFAULTS, CELERY_EVENTS) if side.events else ():
             rows.append(paired("latency", label, "ms", ms[side.key], ms[other.key], other.label))
-    rows.append(floor("latency", "10-step chain", "ms", ms[CELERY_STORE.key], ms[CELERY.key]))
+    for side in ctx.floor_sides():
+        rows.append(floor("latency", "10-step chain", "ms", side, ms[side.key], ms[CELERY.key]))
     return rows

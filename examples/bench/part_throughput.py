@@ -11,7 +11,6 @@ from sides import (
     CELERY,
     CELERY_DEFAULTS,
     CELERY_EVENTS,
-    CELERY_STORE,
     Context,
     Side,
     drive,
@@ -32,7 +31,7 @@ def workloads(ctx: Context) -> list[tuple[str, int, int]]:
 
 
 def run(ctx: Context) -> list[Row]:
-    sides = [*ctx.taskchain_sides(), CELERY, CELERY_DEFAULTS, CELERY_EVENTS, CELERY_STORE]
+    sides = [*ctx.taskchain_sides(), CELERY, CELERY_DEFAULTS, CELERY_EVENTS, *ctx.floor_sides()]
     batch = has_batch_submit()
     rate: dict[tuple[str, str], list[float]] = defaultdict(list)
     for round_ in range(ctx.r(1, 3)):
@@ -78,25 +77,28 @@ def run(ctx: Context) -> list[Row]:
                         )
                     )
     for name, _, _ in workloads(ctx):
-        rows.append(floor("throughput", name, "steps/s", rate[CELERY_STORE.key, name],
-                          rate[CELERY.key, name]))  # fmt: skip
+        for side in ctx.floor_sides():
+            rows.append(floor("throughput", name, "steps/s", side, rate[side.key, name],
+                              rate[CELERY.key, name]))  # fmt: skip
     if not batch:
         rows[0].note = "taskchain submit --batch not available: not timed"
     return rows
 
 
-def floor(part: str, name: str, unit: str, ours: list[float], theirs: list[float]) -> Row:
+def floor(
+    part: str, name: str, unit: str, side: Side, ours: list[float], theirs: list[float]
+) -> Row:
     """The floor under a store-first design: bare Celery whose task claims and records
-    itself in SQLite (two write transactions), against bare Celery with the same guarantees.
-    A ratio taskchain cannot beat with those two transactions per step."""
+    itself in a store (two write transactions; `side` says which), against bare Celery with
+    the same guarantees. A ratio taskchain cannot beat with those two transactions per step."""
     return paired(
         part,
-        f"{name}, floor: {CELERY_STORE.label}",
+        f"{name}, floor: {side.label}",
         unit,
         ours,
         theirs,
         CELERY.label,
-        note="not taskchain: what two store transactions per step cost bare Celery",
+        note=f"not taskchain: what two {side.store} transactions per step cost bare Celery",
     )
 
 

@@ -12,7 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import CLI, HERE, PY, base_env, celery_worker, run_json, store, taskchain_worker
+from common import (
+    CLI,
+    HERE,
+    PY,
+    base_env,
+    celery_worker,
+    pg_database,
+    run_json,
+    store,
+    taskchain_worker,
+)
 
 
 @dataclass(frozen=True)
@@ -21,7 +31,7 @@ class Side:
     label: str
     kind: str  # "taskchain" or "celery"
     db: int  # the Redis database its broker uses (Celery: and db + 1 for results)
-    store: str | None = None  # taskchain: "sqlite" or "postgres"
+    store: str | None = None  # taskchain, and Celery's floors: "sqlite" or "postgres"
     mode: str | None = None  # Celery: "guarantees", "events" or "defaults"
     events: bool = True  # taskchain: Celery task events on (the default), or off
 
@@ -49,7 +59,12 @@ CELERY_DEFAULTS = Side("celery-defaults", "bare Celery, its defaults", "celery",
 #: transactions, sqlite3 directly): the floor under a store-first design (bare_celery.py).
 CELERY_STORE = Side(
     "celery-store", "bare Celery, same guarantees + 2 SQLite writes per task", "celery", 11,
-    mode="store",
+    mode="store", store="sqlite",
+)  # fmt: skip
+#: The same floor on PostgreSQL (psycopg directly, a database of its own), with --postgres.
+CELERY_STORE_PG = Side(
+    "celery-store-postgres", "bare Celery, same guarantees + 2 PostgreSQL writes per task",
+    "celery", 13, mode="store", store="postgres",
 )  # fmt: skip
 #: The same guarantees plus the task events a taskchain deployment sends (task-sent, -E).
 CELERY_EVENTS = Side(
@@ -76,6 +91,10 @@ class Context:
             return [TC_SQLITE, TC_SQLITE_QUIET, TC_PG, TC_PG_QUIET]
         return [TC_SQLITE, TC_SQLITE_QUIET]
 
+    def floor_sides(self) -> list[Side]:
+        """Bare Celery recording every task in each store: the floors."""
+        return [CELERY_STORE, CELERY_STORE_PG] if self.postgres else [CELERY_STORE]
+
     def n(self, quick: int, full: int) -> int:
         return quick if self.quick else full
 
@@ -97,16 +116,20 @@ def running(
     worker running until the block ends."""
     log = ctx.scratch / f"worker-{side.key}.log"
     if side.kind == "celery":
-        env = base_env(
-            BENCH_BROKER=f"{ctx.redis}/{side.db}",
-            BENCH_BACKEND=f"{ctx.redis}/{side.db + 1}",
-            BENCH_CELERY=side.mode or "guarantees",
-            BENCH_STORE=str(ctx.scratch / f"floor-{uuid.uuid4().hex[:8]}.db"),
-        )
-        if not worker:
-            yield env
-            return
-        with celery_worker(env, concurrency, log):
+        with contextlib.ExitStack() as stack:
+            if side.store == "postgres":
+                assert ctx.postgres, "a PostgreSQL floor needs --postgres URL"
+                floor = stack.enter_context(pg_database(ctx.postgres))
+            else:
+                floor = str(ctx.scratch / f"floor-{uuid.uuid4().hex[:8]}.db")
+            env = base_env(
+                BENCH_BROKER=f"{ctx.redis}/{side.db}",
+                BENCH_BACKEND=f"{ctx.redis}/{side.db + 1}",
+                BENCH_CELERY=side.mode or "guarantees",
+                BENCH_STORE=floor,
+            )
+            if worker:
+                stack.enter_context(celery_worker(env, concurrency, log))
             yield env
         return
     assert side.store

@@ -37,7 +37,8 @@ def test_quick_benchmark_gives_every_row_both_sides_and_a_ratio(tmp_path: Path) 
     assert {row["part"] for row in rows} == set(PARTS)
     # Each taskchain row against each baseline: 2 workloads x 3 Celery configurations, one
     # latency row per Celery configuration and one with task events off (against Celery
-    # without them), the floor (bare Celery with two SQLite writes per task), 2 submit sizes, 9 commands at start-up and the 5 of them that read the
+    # without them), the floor (bare Celery with two SQLite writes per task; the PostgreSQL
+    # floor needs --postgres), 2 submit sizes, 9 commands at start-up and the 5 of them that read the
     # store or submit again against floors that also skip exit-time GC.
     counts = {part: sum(row["part"] == part for row in rows) for part in PARTS}
     assert counts["throughput"] >= 6 and counts["latency"] == 5 and counts["submit"] >= 2
