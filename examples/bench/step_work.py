@@ -33,7 +33,6 @@ def main() -> None:
             TASKCHAIN_DATABASE_URL=f"sqlite:///{folder}/store.db",
             TASKCHAIN_WORKSPACE=folder,
         )
-        from taskchain.engine import events
         from taskchain.engine.app import STEP_TASK, get_app
         from taskchain.engine.submit import submit
 
@@ -42,12 +41,10 @@ def main() -> None:
         for _ in range(opts.rounds):
             config = {"numbers": [1] * (opts.steps + 1)}
             ids = [submit("math_chain", config).chain_id for _ in range(opts.chains)]
-            events.flush()
             start = time.process_time()
             for chain_id in ids:
                 for index in range(opts.steps):
                     task(chain_id, index)
-            events.flush()
             per_step.append((time.process_time() - start) * 1000 / (opts.chains * opts.steps))
         rounds = ", ".join(f"{ms:.3f}" for ms in per_step)
         print(f"CPU per step {statistics.median(per_step):.3f} ms (rounds: {rounds})")

@@ -13,7 +13,6 @@ No Celery in here.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import queue
@@ -28,7 +27,8 @@ log = logging.getLogger(__name__)
 PREFIX = "taskchain.events."
 #: After a failed publish, how long a process stays quiet before it tries again.
 BACKOFF = 5.0
-#: Redis answers a PUBLISH in well under a millisecond; a step must never wait long on it.
+#: A step must never wait long on a notification: connecting, or writing to a server that
+#: stopped reading, gives up after this many seconds (and the process goes quiet).
 SOCKET_TIMEOUT = 0.5
 #: Seconds a new subscription waits for the server to confirm it (then: polling).
 CONFIRM_TIMEOUT = 2.0
@@ -36,7 +36,6 @@ MIN_GAP = 0.05
 END = "END"
 
 _lock = threading.Lock()
-_clients: dict[tuple[int, str], Any] = {}  # (pid, url) -> redis client; a fork makes its own
 _quiet_until = 0.0
 
 
@@ -51,20 +50,6 @@ def channel_url() -> str | None:
 
 def channel(chain_id: str) -> str:
     return PREFIX + chain_id
-
-
-def client(url: str) -> Any:
-    """A Redis client for `url`, one per process."""
-    import redis
-
-    key = (os.getpid(), url)
-    with _lock:
-        found = _clients.get(key)
-        if found is None:
-            found = _clients[key] = redis.Redis.from_url(
-                url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT
-            )
-        return found
 
 
 class _Local:
@@ -97,11 +82,13 @@ _local: dict[str, list[queue.SimpleQueue[str]]] = {}
 
 
 def publish(chain_id: str, message: str) -> None:
-    """Tell waiters that `chain_id` changed (best effort: never raises, never waits).
+    """Tell waiters that `chain_id` changed (best effort: never raises, never waits long).
 
-    The PUBLISH itself is left to this process's sender thread, so that a step does not
-    wait for Redis: it is sent within a moment, in order, in one pipeline with whatever
-    else is waiting then (two changes of one step, several steps of a busy pool child)."""
+    Sent at once, from the caller's thread, on a connection of this process's own that the
+    server never answers (`CLIENT REPLY OFF`): a PUBLISH is one write to a socket, with no
+    round trip and no reply to read (~12 µs of CPU, against ~110 µs for a pipelined PUBLISH
+    and its reply; handing it to a sender thread, as before, cost more again in thread
+    switches). Messages of one process arrive in the order it published them."""
     if _local:
         with _lock:
             for waiting in _local.get(chain_id, ()):
@@ -109,89 +96,58 @@ def publish(chain_id: str, message: str) -> None:
     url = channel_url()
     if url is None or time.monotonic() < _quiet_until:
         return
-    box = _outbox()
-    global _pending
-    with _lock:
-        _pending += 1
-    box.put((url, channel(chain_id), message))
+    with _send_lock:
+        _send(url, channel(chain_id), message)
 
 
-_Item = tuple[str, str, str]  # (Redis URL, channel, message)
-_sender: tuple[int, queue.SimpleQueue[_Item], threading.Thread] | None = None
-_pending = 0  # published and not sent yet, in this process (see `flush`)
-_sent = threading.Condition(_lock)
+_send_lock = threading.Lock()
+_senders: dict[tuple[int, str], Any] = {}  # (pid, url) -> connection; a fork makes its own
 
 
-def _outbox() -> queue.SimpleQueue[_Item]:
-    """This process's queue of messages to send, and its sender thread (a forked child
-    starts its own: the parent's thread did not come along)."""
-    global _sender, _pending
-    sender = _sender
-    if sender is not None and sender[0] == os.getpid():
-        return sender[1]
-    with _lock:
-        if _sender is None or _sender[0] != os.getpid():
-            _pending = 0  # a forked child: the parent's messages are the parent's to send
-            box: queue.SimpleQueue[_Item] = queue.SimpleQueue()
-            thread = threading.Thread(
-                target=_send_loop, args=(box,), name="taskchain-events", daemon=True
-            )
-            _sender = (os.getpid(), box, thread)
-            thread.start()
-        return _sender[1]
-
-
-def _send_loop(box: queue.SimpleQueue[_Item]) -> None:
-    global _pending
-    while True:
-        first = box.get()
-        batch = [first]
-        while True:  # whatever else waits goes in the same round trip
-            try:
-                batch.append(box.get_nowait())
-            except queue.Empty:
-                break
-        items = batch
-        try:
-            _send(items)
-        finally:
-            with _lock:
-                _pending -= len(items)
-                _sent.notify_all()
-
-
-def _send(items: list[_Item]) -> None:
+def _send(url: str, name: str, message: str) -> None:
+    """PUBLISH on this process's reply-less connection to `url`. A connection the server
+    closed (a restart, an idle timeout) is found before writing, by the end of its stream,
+    and replaced; a failure to connect or write makes the process quiet for BACKOFF."""
     global _quiet_until
-    for url in dict.fromkeys(url for url, _, _ in items):
-        if time.monotonic() < _quiet_until:
-            return
-        try:
-            pipe = client(url).pipeline(transaction=False)
-            for _, name, message in (item for item in items if item[0] == url):
-                pipe.publish(name, message)
-            pipe.execute()
-        except Exception as exc:  # waiters fall back to polling; the steps go on
-            _quiet_until = time.monotonic() + BACKOFF
-            log.warning("could not publish a step change on %s: %s", mask_url(url), exc)
+    key = (os.getpid(), url)
+    conn = _senders.get(key)
+    try:
+        if conn is not None and not _open(conn):
+            conn = None
+        if conn is None:
+            conn = _senders[key] = _connect(url)
+        conn.send_command("PUBLISH", name, message, check_health=False)
+    except Exception as exc:  # waiters fall back to polling; the steps go on
+        _senders.pop(key, None)
+        if conn is not None:
+            conn.disconnect()
+        _quiet_until = time.monotonic() + BACKOFF
+        log.warning("could not publish a step change on %s: %s", mask_url(url), exc)
 
 
-def flush(timeout: float = 1.0) -> bool:
-    """Wait until this process has sent every change it published (True), at most
-    `timeout` seconds: for a process about to exit, and for tests."""
-    sender = _sender
-    if sender is None or sender[0] != os.getpid():
-        return True
-    deadline = time.monotonic() + timeout
-    with _lock:
-        while _pending > 0:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            _sent.wait(left)  # the sender notifies after each batch
+def _connect(url: str) -> Any:
+    import redis
+
+    pool = redis.ConnectionPool.from_url(
+        url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT
+    )
+    conn = pool.make_connection()
+    conn.connect()
+    conn.send_command("CLIENT", "REPLY", "OFF")
+    return conn
+
+
+def _open(conn: Any) -> bool:
+    """Whether the server still holds `conn`: with replies off it sends nothing, so
+    anything to read is the end of the stream (or, where the server ignored `CLIENT REPLY
+    OFF`, replies, which are read and dropped so that they do not pile up)."""
+    try:
+        while conn.can_read(timeout=0):
+            conn.read_response()
+    except Exception:
+        conn.disconnect()
+        return False
     return True
-
-
-atexit.register(flush, 0.5)
 
 
 def subscribe(chain_id: str) -> Any | None:
