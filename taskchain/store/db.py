@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,7 +220,8 @@ class _Plan:
 
 
 class Prepared:
-    """A statement of a step's claim or record, run many times a second by a worker.
+    """A statement of a step's claim or record, or a submit's INSERT, run many times a
+    second by a worker or a submitter.
 
     On SQLite it is compiled once and runs on the driver's cursor, inside SQLAlchemy's
     transaction: through `Connection.execute` each statement cost ~4x the driver's own
@@ -260,6 +261,20 @@ class Prepared:
             return int(conn.execute(self.statement, params).rowcount)
         return _run(conn, plan, params)[1]
 
+    def many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run the statement once per row, in one call (an INSERT of many rows)."""
+        plan = self._plan(conn.dialect)
+        if plan is None:
+            conn.execute(self.statement, list(rows))
+            return
+        _begun(conn)
+        values = [_values(plan, row) for row in rows]
+        driver: Any = conn.connection.driver_connection
+        try:
+            driver.executemany(plan.sql, values)
+        except sqlite3.Error as exc:
+            raise _as_sqlalchemy(exc, plan.sql, values) from exc
+
 
 def _compile(statement: UpdateBase, dialect: Dialect) -> _Plan:
     compiled = statement.compile(dialect=dialect)
@@ -280,14 +295,23 @@ def _compile(statement: UpdateBase, dialect: Dialect) -> _Plan:
     return _Plan(compiled.string, tuple(binds), results)
 
 
-def _run(conn: Connection, plan: _Plan, params: Mapping[str, Any]) -> tuple[Any, int]:
-    """Execute on the driver: the first row (RETURNING, else None) and the rows changed."""
+def _begun(conn: Connection) -> None:
     if not conn.in_transaction():
         conn.begin()  # as `Connection.execute` would (autobegin)
-    values = [
+
+
+def _values(plan: _Plan, params: Mapping[str, Any]) -> list[Any]:
+    """The driver's parameters for one execution, in the order of the `?`s."""
+    return [
         constant if name is None else (params[name] if convert is None else convert(params[name]))
         for name, convert, constant in plan.binds
     ]
+
+
+def _run(conn: Connection, plan: _Plan, params: Mapping[str, Any]) -> tuple[Any, int]:
+    """Execute on the driver: the first row (RETURNING, else None) and the rows changed."""
+    _begun(conn)
+    values = _values(plan, params)
     driver: Any = conn.connection.driver_connection
     try:
         cursor = driver.execute(plan.sql, values)

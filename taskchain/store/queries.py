@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from taskchain.errors import AmbiguousId, ChainNotFound
 from taskchain.store import tables, tally
+from taskchain.store.db import Prepared
 from taskchain.store.tables import CHAIN_STATUSES, CHAIN_TALLY, DURATION_HIST, Status, utcnow
 
 if TYPE_CHECKING:
@@ -76,9 +77,9 @@ def insert_chain(*, session: Session, chain: ChainRecord, steps: Sequence[StepRe
 Row = dict[str, Any]
 
 
-# Built once: SQLAlchemy then finds each compiled form by the statement's cache key.
-_INSERT_CHAIN = insert(_CHAIN)
-_INSERT_STEP = insert(_STEP)
+# Built once, and on SQLite run on the driver's cursor (see `db.Prepared`).
+_INSERT_CHAIN = Prepared(insert(_CHAIN))
+_INSERT_STEP = Prepared(insert(_STEP))
 
 
 def insert_chains(conn: Connection, chains: Sequence[tuple[Row, Sequence[Row]]]) -> None:
@@ -86,8 +87,8 @@ def insert_chains(conn: Connection, chains: Sequence[tuple[Row, Sequence[Row]]])
     chains, one for all their steps (Core, no ORM unit of work: submit is a hot path)."""
     if not chains:
         return
-    conn.execute(_INSERT_CHAIN, [chain for chain, _ in chains])
-    conn.execute(_INSERT_STEP, [step for _, steps in chains for step in steps])
+    _INSERT_CHAIN.many(conn, [chain for chain, _ in chains])
+    _INSERT_STEP.many(conn, [step for _, steps in chains for step in steps])
 
 
 def chain_row(

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, bindparam, text, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from taskchain.store import ChainRecord, StepRecord, get_engine, queries, session, transitions
 from taskchain.store.db import Prepared, transaction
@@ -172,3 +172,34 @@ def test_outside_a_transaction_it_begins_one() -> None:
     with session() as s:
         chain = s.get(ChainRecord, chain_id)
     assert chain is not None and chain.status == Status.PENDING
+
+
+@pytest.mark.parametrize("driver", [True, False], ids=["driver", "sqlalchemy"])
+def test_an_insert_of_many_rows_writes_them_all_and_a_duplicate_is_an_integrity_error(
+    driver: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not driver:
+        monkeypatch.setattr(Prepared, "_plan", lambda self, dialect: None)
+    rows = []
+    for n in range(3):
+        chain = queries.chain_row(
+            chain_id=uuid.uuid4().hex, type="math_chain", description=f"d{n}", config=ODD,
+            step_count=1, created_at=utcnow(), workspace="/nowhere", submit_host="h",
+        )  # fmt: skip
+        step = queries.step_row(
+            chain_id=chain["id"], index=0, name="add", queue="math", params=ODD,
+            task_id=uuid.uuid4().hex, dispatched_at=chain["created_at"],
+        )  # fmt: skip
+        rows.append((chain, [step]))
+    with transaction(write=True) as conn:
+        queries.insert_chains(conn, rows)
+    with session() as s:
+        views = [queries.get_chain(session=s, chain_id=chain["id"]) for chain, _ in rows]
+    assert [v.chain.description for v in views] == ["d0", "d1", "d2"]
+    assert all(v.chain.config == ODD and v.steps[0].params == ODD for v in views)
+    assert all(v.steps[0].dispatched_at == v.chain.created_at for v in views)
+    with pytest.raises(IntegrityError), transaction(write=True) as conn:
+        queries.insert_chains(conn, rows[1:2])
+    with session() as s:  # the failed transaction left nothing behind
+        again = queries.get_chain(session=s, chain_id=rows[1][0]["id"])
+    assert again.chain.description == "d1" and len(again.steps) == 1
