@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import sqlite3
 import threading
 import time
@@ -50,13 +51,7 @@ def _sqlite_pragmas(engine: Engine, busy_ms: int) -> None:
         try:
             conn.connection.driver_connection.execute(statement)
         except sqlite3.Error as exc:
-            raise _as_sqlalchemy(exc, statement, None) from exc
-
-
-def _as_sqlalchemy(exc: sqlite3.Error, statement: str, params: Any) -> Exception:
-    """A driver error from a statement sent past SQLAlchemy, as SQLAlchemy raises it
-    (OperationalError for "database is locked": exit 4, and the store retry)."""
-    return DBAPIError.instance(statement, params, exc, sqlite3.Error)
+            raise _driver_error(conn, exc, statement, None) from exc
 
 
 def _to_wal(cur: sqlite3.Cursor, timeout: float) -> None:
@@ -210,9 +205,10 @@ def _is_unavailable(exc: DBAPIError) -> bool:
 
 @dataclass(frozen=True)
 class _Plan:
-    """A statement as SQLite's driver takes it: the SQL, then per `?` the caller's parameter
-    (its name) or a constant of the statement (processed once), with the bind processor of
-    its column type; per RETURNING column, the result processor."""
+    """A statement as the driver takes it: the SQL with positional markers (`?` for
+    sqlite3, `%s` for psycopg), then per marker the caller's parameter (its name) or a
+    constant of the statement (processed once), with the bind processor of its column type;
+    per RETURNING column, the result processor."""
 
     sql: str
     binds: tuple[tuple[str | None, Callable[[Any], Any] | None, Any], ...]
@@ -223,12 +219,14 @@ class Prepared:
     """A statement of a step's claim or record, or a submit's INSERT, run many times a
     second by a worker or a submitter.
 
-    On SQLite it is compiled once and runs on the driver's cursor, inside SQLAlchemy's
-    transaction: through `Connection.execute` each statement cost ~4x the driver's own
-    work (its cache key, events, result set-up). Values are converted by the column types'
-    own processors, as `Connection.execute` does (JSON text, aware UTC times, statuses); a
-    driver error is raised as SQLAlchemy raises it. Elsewhere (PostgreSQL) it is
-    `Connection.execute`, which also handles a connection the server dropped."""
+    On SQLite (sqlite3) and PostgreSQL (psycopg) it is compiled once and runs on the
+    driver's cursor, inside SQLAlchemy's transaction: through `Connection.execute` each
+    statement cost ~4x the driver's own work on SQLite (its cache key, events, result
+    set-up). Values are converted by the column types' own processors, as
+    `Connection.execute` does (JSON text, aware UTC times, statuses); a driver error is
+    raised as SQLAlchemy raises it, and a connection the server dropped is invalidated as
+    SQLAlchemy invalidates it, so that the pool does not hand it out again. Another driver
+    gets `Connection.execute`."""
 
     def __init__(self, statement: UpdateBase) -> None:
         self.statement = statement
@@ -236,7 +234,7 @@ class Prepared:
 
     def _plan(self, dialect: Dialect) -> _Plan | None:
         if dialect not in self._plans:
-            direct = dialect.name == "sqlite" and dialect.driver == "pysqlite"
+            direct = (dialect.name, dialect.driver) in _DRIVERS
             self._plans[dialect] = _compile(self.statement, dialect) if direct else None
         return self._plans[dialect]
 
@@ -271,14 +269,26 @@ class Prepared:
         values = [_values(plan, row) for row in rows]
         driver: Any = conn.connection.driver_connection
         try:
-            driver.executemany(plan.sql, values)
-        except sqlite3.Error as exc:
-            raise _as_sqlalchemy(exc, plan.sql, values) from exc
+            cursor = driver.cursor()
+            try:
+                cursor.executemany(plan.sql, values)
+            finally:
+                cursor.close()
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise _driver_error(conn, exc, plan.sql, values) from exc
+
+
+#: (dialect, driver) whose statements `Prepared` runs on the driver's cursor.
+_DRIVERS = {("sqlite", "pysqlite"), ("postgresql", "psycopg")}
 
 
 def _compile(statement: UpdateBase, dialect: Dialect) -> _Plan:
-    compiled = statement.compile(dialect=dialect)
-    if compiled.post_compile_params or not dialect.positional or compiled.positiontup is None:
+    marking = dialect
+    if not dialect.positional:  # psycopg's named `%(name)s`: its positional `%s` instead
+        marking = copy.copy(dialect)
+        marking.paramstyle, marking.positional = "format", True
+    compiled = statement.compile(dialect=marking)
+    if compiled.post_compile_params or compiled.positiontup is None:
         raise TypeError(f"not a statement to prepare: {compiled.string}")
     binds: list[tuple[str | None, Callable[[Any], Any] | None, Any]] = []
     for name in compiled.positiontup:
@@ -314,10 +324,25 @@ def _run(conn: Connection, plan: _Plan, params: Mapping[str, Any]) -> tuple[Any,
     values = _values(plan, params)
     driver: Any = conn.connection.driver_connection
     try:
-        cursor = driver.execute(plan.sql, values)
+        cursor = driver.cursor()
         try:
+            cursor.execute(plan.sql, values)
             return (cursor.fetchone() if plan.results else None), int(cursor.rowcount)
         finally:
             cursor.close()
-    except sqlite3.Error as exc:
-        raise _as_sqlalchemy(exc, plan.sql, values) from exc
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _driver_error(conn, exc, plan.sql, values) from exc
+
+
+def _driver_error(conn: Connection, exc: Exception, statement: str, params: Any) -> Exception:
+    """What SQLAlchemy raises for `exc` from a statement it sent: the matching DBAPIError
+    (OperationalError for a lost server or "database is locked": exit 4, and the store
+    retry), the connection invalidated when the driver says it is gone."""
+    dialect = conn.dialect
+    driver_error: Any = exc  # the driver's own Error, which `is_disconnect` is typed for
+    lost = bool(dialect.is_disconnect(driver_error, conn.connection.dbapi_connection, None))
+    if lost:
+        conn.invalidate(exc)
+    return DBAPIError.instance(
+        statement, params, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost
+    )

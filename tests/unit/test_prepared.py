@@ -11,8 +11,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, bindparam, text, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from taskchain import settings
+from taskchain.engine import runner
+from taskchain.engine.submit import prepare
+from taskchain.errors import StoreUnavailable
 from taskchain.store import ChainRecord, StepRecord, get_engine, queries, session, transitions
 from taskchain.store.db import Prepared, transaction
 from taskchain.store.models import Status, utcnow
@@ -125,10 +129,66 @@ def test_the_driver_path_reads_and_writes_what_sqlalchemy_does(
     assert [st.status for st in view.steps] == [Status.COMPLETED, Status.COMPLETED]
 
 
-def test_on_sqlite_it_runs_on_the_driver_and_elsewhere_through_sqlalchemy(store_url: str) -> None:
-    statement = transitions._HOT_COMPLETE
-    direct = statement._plan(get_engine().dialect) is not None
-    assert direct is store_url.startswith("sqlite")
+def test_on_sqlite_and_postgres_it_runs_on_the_driver(store_url: str) -> None:
+    dialect = get_engine().dialect
+    assert (dialect.name, dialect.driver) in {("sqlite", "pysqlite"), ("postgresql", "psycopg")}
+    for statement in (transitions._HOT_COMPLETE, transitions._CLAIM_AND_READ[False]):
+        assert statement._plan(dialect) is not None
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("driver", [True, False], ids=["driver", "sqlalchemy"])
+def test_a_postgres_connection_the_server_dropped_is_replaced_and_the_step_still_runs(
+    driver: bool, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pooled connection whose server process went away (a restart, a failover, an idle
+    timeout) fails the claim's first statement before anything is written; it is
+    invalidated as SQLAlchemy invalidates it, so the store retry runs on a new one."""
+    import psycopg
+
+    if not driver:
+        monkeypatch.setattr(Prepared, "_plan", lambda self, dialect: None)
+    monkeypatch.setenv("TASKCHAIN_DATABASE_URL", postgres_url)
+    settings.configure()
+    chain, steps = prepare("math_chain", {"numbers": [1, 2, 3]})  # two steps: 3, then 6
+    with session(write=True) as s:
+        queries.insert_chain(session=s, chain=chain, steps=steps)
+    chain_id = chain.id
+    admin = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+
+    def drop_the_pooled_connection() -> None:
+        with transaction(write=True) as conn:
+            pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with psycopg.connect(admin, autocommit=True) as killer:
+            assert killer.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
+
+    lease = utcnow() + timedelta(minutes=5)
+    claim = {
+        "chain_id": chain_id, "index": 0, "token": "w", "lease_until": lease,
+        "workspace": chain.workspace, "max_attempts": 5,
+    }  # fmt: skip
+    drop_the_pooled_connection()
+    with pytest.raises(StoreUnavailable) as lost, transaction(write=True) as conn:
+        transitions.claim_and_read(conn, **claim)
+    assert isinstance(lost.value.__cause__, DBAPIError)
+    assert lost.value.__cause__.connection_invalidated is True
+    with transaction(write=True) as conn:  # what the store retry runs: a new connection
+        assert transitions.claim_and_read(conn, **claim) is not None
+    drop_the_pooled_connection()
+    with pytest.raises(StoreUnavailable), transaction(write=True) as conn:
+        transitions.record_result(conn, chain_id=chain_id, index=0, token="w", result=3, last=False)
+    with transaction(write=True) as conn:
+        recorded = transitions.record_result(
+            conn, chain_id=chain_id, index=0, token="w", result=3, last=False
+        )
+    assert recorded is not None and recorded.next is not None
+    drop_the_pooled_connection()
+    outcome = runner.run_step(chain_id, 1, worker="t")  # retried inside, then done
+    assert isinstance(outcome, runner.Ended)
+    with session() as s:
+        view = queries.get_chain(session=s, chain_id=chain_id)
+    assert [st.status for st in view.steps] == [Status.COMPLETED, Status.COMPLETED]
+    assert [st.result for st in view.steps] == [3, 6] and view.chain.result == 6
 
 
 def test_a_taken_over_lease_records_nothing() -> None:

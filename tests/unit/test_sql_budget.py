@@ -2,8 +2,8 @@
 
 Counted on SQLite by the driver (sqlite3's trace callback: every statement sent, BEGIN
 included, COMMIT counted apart), since the hot path runs its statements and BEGIN on the
-driver's connection; on PostgreSQL with SQLAlchemy's `before_cursor_execute`; commits with
-the engine's `commit` event. A step is two short write
+driver's connection; on PostgreSQL at psycopg's cursor (the hot path runs there too, past
+SQLAlchemy's statement events); commits with the engine's `commit` event. A step is two short write
 transactions: the claim (one UPDATE ... RETURNING that also reads the chain and the previous
 result) and the record (the result, plus the next step's dispatch time or the chain's end).
 """
@@ -46,7 +46,7 @@ class Counter:
 
 
 @pytest.fixture
-def counter(store_url: str) -> Iterator[Counter]:
+def counter(store_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter]:
     engine = get_engine()
     seen = Counter()
     sqlite = engine.dialect.name == "sqlite"
@@ -60,9 +60,6 @@ def counter(store_url: str) -> Iterator[Counter]:
         if seen.statements[-1:] != [short]:
             seen.statements.append(short)
 
-    def on_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.statements.append(" ".join(statement.split())[:60])
-
     traced: list[Any] = []
 
     def on_checkout(dbapi_conn: Any, *_args: Any) -> None:
@@ -72,8 +69,11 @@ def counter(store_url: str) -> Iterator[Counter]:
     def on_commit(_conn: Any) -> None:
         seen.commits += 1
 
-    listeners = [("checkout", on_checkout) if sqlite else ("before_cursor_execute", on_execute)]
-    listeners.append(("commit", on_commit))
+    listeners: list[tuple[str, Any]] = [("commit", on_commit)]
+    if sqlite:
+        listeners.append(("checkout", on_checkout))
+    else:
+        _count_at_psycopg(monkeypatch, seen)
     for name, listener in listeners:
         event.listen(engine, name, listener)
     yield seen
@@ -81,6 +81,23 @@ def counter(store_url: str) -> Iterator[Counter]:
         event.remove(engine, name, listener)
     for dbapi_conn in traced:
         dbapi_conn.set_trace_callback(None)
+
+
+def _count_at_psycopg(monkeypatch: pytest.MonkeyPatch, seen: Counter) -> None:
+    """Every statement a psycopg cursor sends, SQLAlchemy's and the hot path's alike (it
+    runs on the driver's cursor, past SQLAlchemy's events); psycopg's implicit BEGIN is
+    not one (it goes with the first statement)."""
+    import psycopg
+
+    def counted(method: Any) -> Any:
+        def run(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            seen.statements.append(" ".join(str(query).split())[:60])
+            return method(cursor, query, *args, **kwargs)
+
+        return run
+
+    for name in ("execute", "executemany"):
+        monkeypatch.setattr(psycopg.Cursor, name, counted(getattr(psycopg.Cursor, name)))
 
 
 def record(numbers: list[int]) -> str:
@@ -105,6 +122,8 @@ def test_a_middle_and_the_last_step_stay_within_the_budget(counter: Counter) -> 
 
     middle = runner.run_step(chain_id, 1, worker="t")
     assert len(counter.statements) <= budget, counter.statements
+    # Counted where they are sent: the claim's and the record's UPDATEs at least.
+    assert sum(s.startswith("UPDATE step") for s in counter.statements) >= 2, counter.statements
     assert counter.commits == TRANSACTIONS
     if get_engine().dialect.name == "sqlite":  # each write transaction locks up front
         assert counter.statements.count("BEGIN IMMEDIATE") == TRANSACTIONS, counter.statements
