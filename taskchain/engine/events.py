@@ -13,6 +13,7 @@ No Celery in here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -139,11 +140,15 @@ def _connect(url: str) -> Any:
 
 def _open(conn: Any) -> bool:
     """Whether the server still holds `conn`: with replies off it sends nothing, so
-    anything to read is the end of the stream (or, where the server ignored `CLIENT REPLY
-    OFF`, replies, which are read and dropped so that they do not pile up)."""
+    anything to read is the end of the stream, or replies the server sent anyway (it
+    refused `CLIENT REPLY OFF`, say, which is an error reply), read and dropped so that they
+    do not pile up."""
+    from redis.exceptions import ResponseError
+
     try:
         while conn.can_read(timeout=0):
-            conn.read_response()
+            with contextlib.suppress(ResponseError):
+                conn.read_response()
     except Exception:
         conn.disconnect()
         return False

@@ -188,3 +188,39 @@ def _next_message(pubsub: Any) -> str | None:
         if message is not None:
             return str(message["data"].decode())
     return None
+
+
+@pytest.mark.redis
+def test_replies_from_a_server_that_answers_anyway_are_dropped_on_one_connection(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that refuses `CLIENT REPLY OFF` (an error reply) and answers every PUBLISH:
+    the replies are read and dropped before each write, on the same connection, and no
+    change is lost."""
+    import redis
+
+    monkeypatch.setenv("TASKCHAIN_BROKER_URL", redis_url)
+    settings.configure()
+    monkeypatch.setattr(events, "_quiet_until", 0.0)
+    connected = []
+
+    def answering(url: str) -> Any:
+        conn = redis.ConnectionPool.from_url(url).make_connection()
+        conn.connect()
+        conn.send_command("CLIENT", "REPLY", "NEVER")  # refused: an error reply
+        connected.append(conn)
+        return conn
+
+    monkeypatch.setattr(events, "_connect", answering)
+    monkeypatch.setattr(events, "_senders", {})
+    pubsub = events.subscribe("c8")
+    assert pubsub is not None
+    try:
+        sent = [f"{index}:COMPLETED" for index in range(30)]
+        for message in sent:
+            events.publish("c8", message)
+        assert [_next_message(pubsub) for _ in sent] == sent
+        assert len(connected) == 1 and events._quiet_until == 0.0
+        assert events._open(connected[0])  # replies waiting or not: still the server's
+    finally:
+        pubsub.close()
