@@ -311,7 +311,7 @@ def _begun(conn: Connection) -> None:
 
 
 def _values(plan: _Plan, params: Mapping[str, Any]) -> list[Any]:
-    """The driver's parameters for one execution, in the order of the `?`s."""
+    """The driver's parameters for one execution, in the order of the statement's markers."""
     return [
         constant if name is None else (params[name] if convert is None else convert(params[name]))
         for name, convert, constant in plan.binds
