@@ -236,7 +236,7 @@ def test_outside_a_transaction_it_begins_one() -> None:
 
 @pytest.mark.parametrize("driver", [True, False], ids=["driver", "sqlalchemy"])
 def test_an_insert_of_many_rows_writes_them_all_and_a_duplicate_is_an_integrity_error(
-    driver: bool, monkeypatch: pytest.MonkeyPatch
+    driver: bool, store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if not driver:
         monkeypatch.setattr(Prepared, "_plan", lambda self, dialect: None)

@@ -85,8 +85,8 @@ def counter(store_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter
 
 def _count_at_psycopg(monkeypatch: pytest.MonkeyPatch, seen: Counter) -> None:
     """Every statement a psycopg cursor sends, SQLAlchemy's and the hot path's alike (it
-    runs on the driver's cursor, past SQLAlchemy's events); psycopg's implicit BEGIN is
-    not one (it goes with the first statement)."""
+    runs on the driver's cursor, past SQLAlchemy's events). psycopg's implicit BEGIN is
+    not counted: psycopg sends it itself, as before the hot path ran on its cursor."""
     import psycopg
 
     def counted(method: Any) -> Any:
