@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any
@@ -191,31 +192,37 @@ def _next_message(pubsub: Any) -> str | None:
 
 
 @pytest.mark.redis
-def test_replies_from_a_server_that_answers_anyway_are_dropped_on_one_connection(
+def test_a_redis_user_refused_client_still_gets_its_changes_through_on_one_connection(
     redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A server that refuses `CLIENT REPLY OFF` (an error reply) and answers every PUBLISH:
-    the replies are read and dropped before each write, on the same connection, and no
-    change is lost."""
+    """A Redis user whose ACL refuses `CLIENT`: `CLIENT REPLY OFF` gets an error reply, and
+    every PUBLISH a reply; they are read and dropped before each write, on the same
+    connection, and no change is lost."""
     import redis
 
-    monkeypatch.setenv("TASKCHAIN_BROKER_URL", redis_url)
+    admin = redis.Redis.from_url(redis_url)
+    user = f"tc-noclient-{os.getpid()}"
+    admin.acl_setuser(
+        user, enabled=True, nopass=True, commands=["+@all", "-client"], keys=["*"],
+        channels=["*"],
+    )  # fmt: skip
+    restricted = redis_url.replace("redis://", f"redis://{user}:any@", 1)
+    monkeypatch.setenv("TASKCHAIN_BROKER_URL", restricted)
     settings.configure()
     monkeypatch.setattr(events, "_quiet_until", 0.0)
-    connected = []
-
-    def answering(url: str) -> Any:
-        conn = redis.ConnectionPool.from_url(url).make_connection()
-        conn.connect()
-        conn.send_command("CLIENT", "REPLY", "NEVER")  # refused: an error reply
-        connected.append(conn)
-        return conn
-
-    monkeypatch.setattr(events, "_connect", answering)
     monkeypatch.setattr(events, "_senders", {})
+    connected: list[Any] = []
+
+    def counted(url: str, connect: Any = events._connect) -> Any:
+        connected.append(connect(url))
+        return connected[-1]
+
+    monkeypatch.setattr(events, "_connect", counted)
     pubsub = events.subscribe("c8")
     assert pubsub is not None
     try:
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            redis.Redis.from_url(restricted).client_id()  # the ACL does refuse CLIENT
         sent = [f"{index}:COMPLETED" for index in range(30)]
         for message in sent:
             events.publish("c8", message)
@@ -224,3 +231,5 @@ def test_replies_from_a_server_that_answers_anyway_are_dropped_on_one_connection
         assert events._open(connected[0])  # replies waiting or not: still the server's
     finally:
         pubsub.close()
+        admin.acl_deluser(user)
+        admin.close()
