@@ -265,17 +265,7 @@ class Prepared:
         if plan is None:
             conn.execute(self.statement, list(rows))
             return
-        _begun(conn)
-        values = [_values(plan, row) for row in rows]
-        driver: Any = conn.connection.driver_connection
-        try:
-            cursor = driver.cursor()
-            try:
-                cursor.executemany(plan.sql, values)
-            finally:
-                cursor.close()
-        except conn.dialect.loaded_dbapi.Error as exc:
-            raise _driver_error(conn, exc, plan.sql, values) from exc
+        _execute(conn, plan, [_values(plan, row) for row in rows], many=True)
 
 
 #: (dialect, driver) whose statements `Prepared` runs on the driver's cursor.
@@ -320,14 +310,20 @@ def _values(plan: _Plan, params: Mapping[str, Any]) -> list[Any]:
 
 def _run(conn: Connection, plan: _Plan, params: Mapping[str, Any]) -> tuple[Any, int]:
     """Execute on the driver: the first row (RETURNING, else None) and the rows changed."""
+    return _execute(conn, plan, _values(plan, params), many=False)
+
+
+def _execute(conn: Connection, plan: _Plan, values: Any, *, many: bool) -> tuple[Any, int]:
+    """Run `plan` on a cursor of the driver, in SQLAlchemy's transaction (begun if need be):
+    once with `values`, or once per set in them (`many`)."""
     _begun(conn)
-    values = _values(plan, params)
     driver: Any = conn.connection.driver_connection
     try:
         cursor = driver.cursor()
         try:
-            cursor.execute(plan.sql, values)
-            return (cursor.fetchone() if plan.results else None), int(cursor.rowcount)
+            (cursor.executemany if many else cursor.execute)(plan.sql, values)
+            row = cursor.fetchone() if plan.results and not many else None
+            return row, int(cursor.rowcount)
         finally:
             cursor.close()
     except conn.dialect.loaded_dbapi.Error as exc:

@@ -77,7 +77,7 @@ def insert_chain(*, session: Session, chain: ChainRecord, steps: Sequence[StepRe
 Row = dict[str, Any]
 
 
-# Built once, and on SQLite run on the driver's cursor (see `db.Prepared`).
+# Built once, and run on the driver's cursor on SQLite and PostgreSQL (see `db.Prepared`).
 _INSERT_CHAIN = Prepared(insert(_CHAIN))
 _INSERT_STEP = Prepared(insert(_STEP))
 

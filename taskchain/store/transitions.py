@@ -126,7 +126,8 @@ def _claim_and_read(check_runner: bool) -> Any:
 
 
 _CLAIM_AND_READ = {flag: Prepared(_claim_and_read(flag)) for flag in (False, True)}
-# The claim's and the record's statements, run without SQLAlchemy's per-call work on SQLite.
+# The claim's and the record's statements, run without SQLAlchemy's per-call work on the
+# drivers `db.Prepared` knows (sqlite3, psycopg).
 _HOT_START_CHAIN = Prepared(_START_CHAIN)
 _HOT_COMPLETE = Prepared(_COMPLETE)
 _HOT_COMPLETE_CHAIN = Prepared(_COMPLETE_CHAIN)
