@@ -20,8 +20,9 @@ import os
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
-from common import pg_database, private_redis
+from common import private_redis, store
 
 
 def main() -> None:
@@ -34,13 +35,11 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         url = stack.enter_context(private_redis())
         folder = stack.enter_context(tempfile.TemporaryDirectory())
-        if opts.postgres:
-            store = stack.enter_context(pg_database(opts.postgres))
-        else:
-            store = f"sqlite:///{folder}/store.db"
+        kind = "postgres" if opts.postgres else "sqlite"
+        database = stack.enter_context(store(kind, opts.postgres, Path(folder)))
         os.environ.update(
             TASKCHAIN_BROKER_URL=f"{url}/0",
-            TASKCHAIN_DATABASE_URL=store,
+            TASKCHAIN_DATABASE_URL=database,
             TASKCHAIN_WORKSPACE=folder,
         )
         from taskchain.engine.app import STEP_TASK, get_app
