@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, func, or_
@@ -187,14 +187,25 @@ def is_orphaned(view: WorkflowView, *, now: datetime | None = None) -> bool:
     """An unfinished workflow that an embedded process ran and that no process runs now:
     every unfinished job waits under an embedded runner, and no job's runner lease is still
     live (a finished job's lease lapses too, as nothing renews it). It stands still until
-    `retry` takes it over. A job that workers run (no runner) makes it not orphaned."""
+    `retry` takes it over. A job that workers run (no runner) makes it not orphaned, and so
+    does one they finished less than a step lease ago: its fan-in, which starts what waited
+    for it or settles the workflow, comes after the job's end, in another transaction."""
     if view.workflow.status.finished:
         return False
     held = [c for c in view.jobs if c.runner is not None]
     if not held or any(c.runner is None for c in view.jobs if not c.status.finished):
         return False
     now = now or utcnow()
-    return all(c.runner_lease_expires_at is None or c.runner_lease_expires_at < now for c in held)
+    if any(c.runner_lease_expires_at is not None and c.runner_lease_expires_at >= now
+           for c in held):  # fmt: skip
+        return False
+    from taskchain.settings import get_settings
+
+    fan_in_due = now - timedelta(seconds=get_settings().step_lease)
+    return not any(
+        c.runner is None and c.finished_at is not None and c.finished_at > fan_in_due
+        for c in view.jobs
+    )
 
 
 def dead_runner(view: WorkflowView) -> ChainRecord | None:

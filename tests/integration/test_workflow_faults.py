@@ -298,3 +298,57 @@ def test_the_sweep_leaves_an_embedded_workflow_to_its_runner_or_to_retry(
     assert lose_the_fan_in(runner="h:1:x", runner_lease_expires_at=soon) == ([], False)
     assert lose_the_fan_in(runner="h:1:x", runner_lease_expires_at=past) == ([], True)
     assert lose_the_fan_in(runner=None, runner_lease_expires_at=None) == ([wf_id], False)
+
+
+def test_a_job_the_workers_just_finished_keeps_its_workflow_from_looking_orphaned(
+    workspace: Path,
+) -> None:
+    """A retry handed an orphaned workflow's jobs to the workers; the others stay held by the
+    dead runner's lapsed lease. Between a job's last step and its fan-in (two transactions)
+    every job can be finished while the workflow is still RUNNING: that is not orphaned
+    (`retry --wait` and `watch` exited 1 in that window), until a step lease has passed with
+    the fan-in still not done. The states are set by hand: the window is microseconds wide."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+    from sqlmodel import col
+
+    from taskchain.settings import get_settings
+    from taskchain.store.models import utcnow
+    from taskchain.store.workflow_model import WorkflowRecord
+
+    document = {"name": "two", "jobs": {
+        "a": {"type": "math_chain", "config": {"numbers": [1, 2]}},
+        "b": {"type": "math_chain", "needs": ["a"], "config": {"numbers": [3, 4]}},
+    }}  # fmt: skip
+    wf_id = start(document, workspace)
+    wait_workflow(wf_id, timeout=30)
+    a, b = view(wf_id).jobs
+    lease = timedelta(seconds=get_settings().step_lease)
+
+    def b_finished_by_a_worker(ago: timedelta) -> tuple[bool, list[str]]:
+        """`a` held by a dead runner, `b` finished by the workers `ago`, the workflow still
+        RUNNING: (whether it is orphaned, the workflows the sweep would advance)."""
+        now = utcnow()
+        with session(write=True) as s:
+            s.execute(
+                update(ChainRecord).where(col(ChainRecord.id) == a.id)
+                .values(runner="h:1:x", runner_lease_expires_at=now - 2 * lease)
+            )  # fmt: skip
+            s.execute(
+                update(ChainRecord).where(col(ChainRecord.id) == b.id)
+                .values(runner=None, runner_lease_expires_at=None, finished_at=now - ago)
+            )  # fmt: skip
+            s.execute(
+                update(WorkflowRecord).where(col(WorkflowRecord.id) == wf_id)
+                .values(status=Status.RUNNING, finished_at=None)
+            )  # fmt: skip
+        with session() as s:
+            return wfstore.is_orphaned(view(wf_id)), wfstore.stalled(session=s)
+
+    assert b_finished_by_a_worker(timedelta(seconds=0)) == (False, [wf_id])
+    assert b_finished_by_a_worker(lease / 2) == (False, [wf_id])
+    # A lease on, nobody settled it (the workers are gone too): `retry` must take it over.
+    assert b_finished_by_a_worker(lease + timedelta(seconds=1)) == (True, [wf_id])
+    assert engine.retry(wf_id) == []
+    assert view(wf_id).workflow.status == Status.COMPLETED
