@@ -9,11 +9,13 @@ message back when a worker dies, prefetch 1); BENCH_CELERY=events adds what a ta
 deployment also sends, task events (a task-sent event per message, and the worker runs with
 -E); BENCH_CELERY=defaults keeps Celery's defaults.
 
-BENCH_CELERY=store is the floor under any design that records every step in a SQL store
-before and after it runs, as taskchain does: the same guarantees, and each task claims
-itself in a SQLite file (BENCH_STORE) in one write transaction before the add and records
-its result in another after it, through sqlite3 directly (WAL, as taskchain's store). It
-measures what two store transactions per step cost a Celery worker and nothing else. With
+BENCH_CELERY=store is the floor under any design that records every chain in a SQL store
+before it is sent and every step before and after it runs, as taskchain does: the same
+guarantees; the submitter records each chain (`record_chain`, one write transaction) before
+`apply_async`; each task claims itself in one write transaction before the add and records
+its result in another after it; all through sqlite3 directly on a SQLite file (BENCH_STORE;
+WAL, as taskchain's store). It measures what those store transactions cost Celery and
+nothing else. With
 BENCH_STORE a PostgreSQL URL, the same two transactions go to that database through psycopg
 directly (autocommit off, a durable commit each, as taskchain's store).
 """
@@ -54,6 +56,8 @@ STORE = os.environ.get("BENCH_STORE")
 _CLAIM = "INSERT INTO step (task_id, status) VALUES (?, 'RUNNING') ON CONFLICT DO NOTHING"
 _RECORD = "UPDATE step SET status = 'COMPLETED', result = ? WHERE task_id = ?"
 _CREATE = "CREATE TABLE IF NOT EXISTS step (task_id TEXT PRIMARY KEY, status TEXT, result TEXT)"
+_CREATE_CHAIN = "CREATE TABLE IF NOT EXISTS chain (id TEXT PRIMARY KEY, status TEXT)"
+_RECORD_CHAIN = "INSERT INTO chain (id, status) VALUES (?, 'PENDING')"
 POSTGRES = bool(STORE and STORE.startswith("postgresql"))
 _connections: dict[int, Any] = {}
 
@@ -85,10 +89,12 @@ if MODE == "store" and STORE:
 
         with psycopg.connect(_pg_dsn(), autocommit=True) as _setup:
             _setup.execute(_CREATE)
+            _setup.execute(_CREATE_CHAIN)
     else:
         with sqlite3.connect(STORE, isolation_level=None, timeout=10) as _setup:
             _setup.execute("PRAGMA journal_mode=WAL")
             _setup.execute(_CREATE)
+            _setup.execute(_CREATE_CHAIN)
 
 
 def _write(conn: Any, sql: str, params: tuple[Any, ...]) -> int:
@@ -97,6 +103,12 @@ def _write(conn: Any, sql: str, params: tuple[Any, ...]) -> int:
     count: int = conn.execute(sql, params).rowcount
     conn.execute("COMMIT")
     return count
+
+
+def record_chain(chain_id: str) -> None:
+    """The submitter's part of the floor: the chain recorded before it is sent."""
+    mark = "%s" if POSTGRES else "?"
+    _write(_store(), _RECORD_CHAIN.replace("?", mark), (chain_id,))
 
 
 @app.task(name="bench.add", bind=True)

@@ -179,10 +179,12 @@ def taskchain_side(opts: argparse.Namespace) -> dict[str, Any]:
 
 def celery_side(opts: argparse.Namespace) -> dict[str, Any]:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from bare_celery import add
+    from bare_celery import MODE, add, record_chain
     from celery import chain
 
     def one() -> Any:
+        if MODE == "store":
+            record_chain(uuid.uuid4().hex)
         if opts.steps == 1:
             return add.apply_async((1, 1))
         return chain(add.s(1, 1), *(add.s(1) for _ in range(opts.steps - 1))).apply_async()

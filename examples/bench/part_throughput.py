@@ -88,9 +88,10 @@ def run(ctx: Context) -> list[Row]:
 def floor(
     part: str, name: str, unit: str, side: Side, ours: list[float], theirs: list[float]
 ) -> Row:
-    """The floor under a store-first design: bare Celery whose task claims and records
-    itself in a store (two write transactions; `side` says which), against bare Celery with
-    the same guarantees. A ratio taskchain cannot beat with those two transactions per step."""
+    """The floor under a store-first design: bare Celery whose submitter records each chain
+    in a store before sending it, and whose task claims and records itself there (one write
+    transaction, then two per task; `side` says which store), against bare Celery with the
+    same guarantees. A ratio taskchain cannot beat with those transactions."""
     return paired(
         part,
         f"{name}, floor: {side.label}",
@@ -98,7 +99,7 @@ def floor(
         ours,
         theirs,
         CELERY.label,
-        note=f"not taskchain: what two {side.store} transactions per step cost bare Celery",
+        note=f"not taskchain: what its {side.store} transactions cost bare Celery",
     )
 
 

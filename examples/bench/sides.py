@@ -55,15 +55,18 @@ TC_PG_QUIET = Side(
 )  # fmt: skip
 CELERY = Side("celery", "bare Celery, same guarantees", "celery", 1, mode="guarantees")
 CELERY_DEFAULTS = Side("celery-defaults", "bare Celery, its defaults", "celery", 5, mode="defaults")
-#: The same guarantees, and each task claims and records itself in a SQLite file (two write
-#: transactions, sqlite3 directly): the floor under a store-first design (bare_celery.py).
+#: The same guarantees; each chain recorded in a SQLite file by its submitter before it is
+#: sent, and each task claiming and recording itself there (one write transaction, then two
+#: per task, sqlite3 directly): the floor under a store-first design (bare_celery.py).
 CELERY_STORE = Side(
-    "celery-store", "bare Celery, same guarantees + 2 SQLite writes per task", "celery", 11,
+    "celery-store", "bare Celery, same guarantees + SQLite writes (1 per chain, 2 per task)",
+    "celery", 11,
     mode="store", store="sqlite",
 )  # fmt: skip
 #: The same floor on PostgreSQL (psycopg directly, a database of its own), with --postgres.
 CELERY_STORE_PG = Side(
-    "celery-store-postgres", "bare Celery, same guarantees + 2 PostgreSQL writes per task",
+    "celery-store-postgres",
+    "bare Celery, same guarantees + PostgreSQL writes (1 per chain, 2 per task)",
     "celery", 13, mode="store", store="postgres",
 )  # fmt: skip
 #: The same guarantees plus the task events a taskchain deployment sends (task-sent, -E).
