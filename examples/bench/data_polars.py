@@ -1,6 +1,6 @@
 """The data part's baseline: data_chain's work as one eager polars script.
 
-    python data_polars.py FILE.csv [--write DIR]
+    python data_polars.py FILE.csv [--write DIR] [--cli]
 
 Read; trim text; drop blank rows (every cell empty), incomplete rows (some cell empty) and
 duplicates (the first copy stays, order kept); rename the columns to snake_case; describe.
@@ -9,10 +9,21 @@ duplicates (the first copy stays, order kept); rename the columns to snake_case;
 data_chain's contract makes it keep, the cleaned table and the renamed one, as Parquet files
 in DIR, the way data_chain writes tables of this size (uncompressed), so that the cost of
 those files shows apart from the rest of the work.
+
+`--cli` (with `--write`, the data part's floor): first import what any command that records
+a chain in a SQL store loads (typer, rich, sqlmodel, pydantic-settings: issue 10's floor for
+an embedded `submit`). The script then does the least that data_chain's contract asks of any
+implementation, if the rest of it were as fast as polars' own reading and describing.
 """
 
 import re
 import sys
+
+if "--cli" in sys.argv:
+    import pydantic_settings  # noqa: F401
+    import rich  # noqa: F401
+    import sqlmodel  # noqa: F401
+    import typer  # noqa: F401
 
 import polars as pl
 
