@@ -141,6 +141,13 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ),
     ("config scalar", ["submit", "math_chain", "--config", "42"], 2, "expected a mapping"),
     (
+        "a file name given to --config",
+        ["submit", "math_chain", "--config", "bad.json"],
+        2,
+        "--config: expected a mapping of settings, got str ('bad.json' is a file: read it "
+        "with --config-file bad.json)",
+    ),
+    (
         "missing config file",
         ["submit", "math_chain", "--config-file", "missing.json"],
         2,
