@@ -87,3 +87,12 @@ def release(unless: Path | None = None) -> None:
         return
     with _lock:
         _held = None
+
+
+def hand_on(target: Path, table: pl.DataFrame) -> None:
+    """Keep `table`, just written to `target`, for the next step in this process, if it is
+    what reading the file gives (same columns and types)."""
+    import polars as pl
+
+    if dict(pl.read_parquet_schema(target)) == dict(table.schema):
+        keep(target, table)

@@ -69,6 +69,9 @@ _BOOLEANS = {
 PRIVATE = "\x00"  # prefix of helper columns; no CSV header can hold a NUL
 SEEN = f"{PRIVATE}seen:"
 
+#: How an operation says what it is doing (the step's progress line).
+Report = Callable[[str], None]
+
 
 @dataclass(frozen=True)
 class Table:

@@ -161,7 +161,7 @@ class DataChain(ChainType):
     @classmethod
     def _run(cls, config: Any, step: StepPlan, previous: Any, ctx: StepContext, hold: bool) -> Any:
         """One step; `hold`: a table it writes in memory stays there for the next step."""
-        from taskchain.chains import _data_frames
+        from taskchain.chains import _data_clean, _data_frames
         from taskchain.chains import _data_ops as ops
 
         name = step.params.get("step", step.name)
@@ -171,7 +171,7 @@ class DataChain(ChainType):
         number = f"{ctx.index + 1}-{name}"
         if name in ("clean", "transform"):
             target = folder / f"{number}.parquet"
-            write = ops.clean if name == "clean" else ops.transform
+            write = _data_clean.clean if name == "clean" else ops.transform
             done = write(source, target, ctx.report, hold=hold)
             table = _rel(target, root)
         elif name == "analyze":

@@ -360,13 +360,13 @@ def test_many_duplicates_in_a_big_file(ws: Path) -> None:
 
 
 def test_rows_that_only_share_a_hash_are_not_duplicates(tmp_path: Path) -> None:
-    from taskchain.chains import _data_ops
+    from taskchain.chains import _data_clean
 
     (tmp_path / "t").mkdir()
     path = tmp_path / "t" / "t.parquet"
     pl.DataFrame({"a": ["x", "y", "x", "z", "y"], "b": ["1"] * 5}).write_parquet(path)
     hashes = pl.Series([7, 7, 7, 8, 7], dtype=pl.UInt64)  # as if x and y collided
-    assert _data_ops._dedupe(path, hashes) == 2
+    assert _data_clean._dedupe(path, hashes) == 2
     assert pl.read_parquet(path)["a"].to_list() == ["x", "y", "z"]
     assert list(path.parent.iterdir()) == [path]  # no temporary file left
 
@@ -381,9 +381,9 @@ def test_rows_that_only_share_a_hash_are_not_duplicates(tmp_path: Path) -> None:
 def test_clean_lets_values_decide_when_rows_share_a_hash(
     ws: Path, monkeypatch: pytest.MonkeyPatch, lines: list[str], kept: list[tuple[str, str]]
 ) -> None:
-    from taskchain.chains import _data_ops
+    from taskchain.chains import _data_clean
 
-    monkeypatch.setattr(_data_ops, "_row_hash", lambda columns: pl.col(columns[0]).hash())
+    monkeypatch.setattr(_data_clean, "_row_hash", lambda columns: pl.col(columns[0]).hash())
     (ws / "c.csv").write_text("k,v\n" + "\n".join(lines) + "\n")
     result = run(ws, "c.csv", "clean")[0]
     assert table(ws, result).rows() == kept
