@@ -1,6 +1,7 @@
 """Issue 9, target 3: what one chain costs the submitting process, taskchain's `submit()`
 against Celery's `apply_async` of the same chain, both in-process with no worker running
-(messages stay queued in the private Redis, emptied after)."""
+(messages stay queued in the private Redis, emptied after). The floor: `apply_async` after
+recording the chain in the store in one write transaction, through the driver directly."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 from collections import defaultdict
 
 from common import CLI, Row, flush_redis, log, paired
+from part_throughput import floor
 from sides import CELERY, CELERY_EVENTS, Context, Side, drive, has_batch_submit, rotate, running
 
 TARGET = 1.5  # taskchain <= 1.5x apply_async per chain
@@ -15,7 +17,7 @@ TARGET = 1.5  # taskchain <= 1.5x apply_async per chain
 
 def run(ctx: Context) -> list[Row]:
     chains = ctx.n(20, 200)
-    sides: list[Side] = [*ctx.taskchain_sides(), CELERY, CELERY_EVENTS]
+    sides: list[Side] = [*ctx.taskchain_sides(), CELERY, CELERY_EVENTS, *ctx.floor_sides()]
     batch = has_batch_submit()
     ms: dict[tuple[str, int], list[float]] = defaultdict(list)
     for round_ in range(ctx.r(1, 3)):
@@ -44,6 +46,10 @@ def run(ctx: Context) -> list[Row]:
                         paired("submit", label, "ms/chain", ms[key, steps],
                                ms[base.key, steps], base_label, target=target)
                     )  # fmt: skip
+    for steps in (10, 1):
+        for side in ctx.floor_sides():
+            rows.append(floor("submit", f"{steps}-step chain", "ms/chain", side,
+                              ms[side.key, steps], ms[CELERY.key, steps]))  # fmt: skip
     if batch:
         rows[0].note = "submit --batch: marginal cost per chain, (t(N) - t(1)) / (N - 1), whole CLI"
     else:
