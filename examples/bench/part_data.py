@@ -181,10 +181,10 @@ def run(ctx: Context) -> list[Row]:
             "not taskchain: the polars script, writing the two tables the contract keeps, "
             "after importing what a command recording a chain loads (data_polars.py --cli)"
         )
-        for unit, values, what in (("s", seconds, "time"), ("s", cpu, "CPU time")):
+        for values, what in ((seconds, "time"), (cpu, "CPU time")):
             result.append(
                 paired(
-                    "data", f"floor: {what}, {label}", unit, values["floor"], values["polars"],
+                    "data", f"floor: {what}, {label}", "s", values["floor"], values["polars"],
                     "eager polars script", note=note,
                 )
             )  # fmt: skip

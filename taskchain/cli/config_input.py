@@ -39,11 +39,8 @@ def parse_type_flags(chain_type: type[ChainType], args: list[str]) -> dict[str, 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 
-def load_config_text(
-    text: str, *, source: str, fmt: str | None = None, hint: str = ""
-) -> dict[str, Any]:
-    """A mapping from JSON or YAML text; `fmt` None tries JSON, then YAML. `hint` ends the
-    error of a text that is no mapping (a file name given as text, say)."""
+def load_config_text(text: str, *, source: str, fmt: str | None = None) -> dict[str, Any]:
+    """A mapping from JSON or YAML text; `fmt` None tries JSON, then YAML."""
     if len(text) > MAX_CONFIG_BYTES or len(text.encode("utf-8", "replace")) > MAX_CONFIG_BYTES:
         raise _too_big(source)
     if fmt in (None, "json"):
@@ -55,7 +52,7 @@ def load_config_text(
                     f"{source}: invalid JSON: {exc.msg} at line {exc.lineno}"
                 ) from None
         else:
-            return _mapping(data, source, hint)
+            return _mapping(data, source)
     import yaml
 
     try:
@@ -66,7 +63,7 @@ def load_config_text(
         problem = getattr(exc, "problem", None) or "syntax error"
         kind = "YAML" if fmt == "yaml" else "JSON or YAML"
         raise InvalidInput(f"{source}: invalid {kind}: {problem}{where}") from None
-    return _mapping(data, source, hint)
+    return _mapping(data, source)
 
 
 def load_config_file(path: str) -> dict[str, Any]:
@@ -115,8 +112,19 @@ def _too_big(source: str, size: int | None = None) -> InvalidInput:
     return InvalidInput(f"{source} is {size / 2**20:,.1f} MiB, over the {limit} limit for a config")
 
 
-def _mapping(data: Any, source: str, hint: str = "") -> dict[str, Any]:
+def _mapping(data: Any, source: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         got = type(data).__name__
-        raise InvalidInput(f"{source}: expected a mapping of settings, got {got}{hint}")
+        raise InvalidInput(f"{source}: expected a mapping of settings, got {got}{_file_hint(data)}")
     return data
+
+
+def _file_hint(data: Any) -> str:
+    """For a config that is only the name of a file (`--config chain.json`): the option
+    that reads it."""
+    import os
+    import shlex
+
+    if not isinstance(data, str) or not data or not os.path.isfile(data):
+        return ""
+    return f" ({data!r} is a file: read it with --config-file {shlex.quote(data)})"

@@ -96,7 +96,7 @@ def submit(
     kind = get_type(chain_type)
     raw = load_config_file(config_file) if config_file else {}
     if config:
-        raw.update(load_config_text(config, source="--config", hint=_file_hint(config)))
+        raw.update(load_config_text(config, source="--config"))
     raw.update(parse_type_flags(kind, list(ctx.args)))
     limit = parse_duration(timeout, option="--timeout") if timeout is not None else None
     submitted = submit_chain(chain_type, raw, description=description, chain_id=chain_id)
@@ -142,17 +142,6 @@ def _submit_batch(path: str, *, wait: bool, timeout: str | None, quiet: bool) ->
         chains = {one.chain_id: embedded and one.created for one in submitted}
         raise typer.Exit(wait_all(chains, timeout=limit, quiet=quiet))
     raise typer.Exit(0)
-
-
-def _file_hint(text: str) -> str:
-    """For `--config NAME` where NAME is a file: the option that reads it."""
-    import os
-    import shlex
-
-    name = text.strip()
-    if not name or "\n" in name or not os.path.isfile(name):
-        return ""
-    return f" ({name!r} is a file: read it with --config-file {shlex.quote(name)})"
 
 
 def register(app: typer.Typer) -> None:

@@ -295,11 +295,6 @@ def _compile(statement: UpdateBase, dialect: Dialect) -> _Plan:
     return _Plan(compiled.string, tuple(binds), results)
 
 
-def _begun(conn: Connection) -> None:
-    if not conn.in_transaction():
-        conn.begin()  # as `Connection.execute` would (autobegin)
-
-
 def _values(plan: _Plan, params: Mapping[str, Any]) -> list[Any]:
     """The driver's parameters for one execution, in the order of the statement's markers."""
     return [
@@ -316,7 +311,8 @@ def _run(conn: Connection, plan: _Plan, params: Mapping[str, Any]) -> tuple[Any,
 def _execute(conn: Connection, plan: _Plan, values: Any, *, many: bool) -> tuple[Any, int]:
     """Run `plan` on a cursor of the driver, in SQLAlchemy's transaction (begun if need be):
     once with `values`, or once per set in them (`many`)."""
-    _begun(conn)
+    if not conn.in_transaction():
+        conn.begin()  # as `Connection.execute` would (autobegin)
     driver: Any = conn.connection.driver_connection
     try:
         cursor = driver.cursor()
